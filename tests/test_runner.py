@@ -1,0 +1,163 @@
+"""Runner statuses, isolation, the store and resume, with faults injected through the documented hook."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+
+from vfbench.runner.cells import run_cell
+from vfbench.runner.executors import LocalExecutor
+from vfbench.runner.isolate import run_isolated
+from vfbench.runner.record import Record
+from vfbench.runner.store import RunStore, TornRecordWarning
+from vfbench.runner.sweep import SweepSpec, run_sweep
+from vfbench.errors import UserError
+from tests.conftest import FAST
+
+
+def test_in_process_cell_ok(tiny_cell):
+    r = run_cell(tiny_cell(frames=8))
+    assert r.status == "ok", r.reason
+    assert r.tokens == 4 * 16 and r.peak_allocated_mib > 0 and r.step_ms_median > 0
+    assert r.step_ms_p10 <= r.step_ms_median <= r.step_ms_p90
+    assert r.params_trainable == r.params_total > 0
+    assert r.flops_per_step == r.flops_per_step_analytic > 0 and r.flops_per_step_counted > 0
+    for key in ("peak_reserved_mib", "clips_per_s", "frames", "batch", "dtype", "device", "method", "model"):
+        assert key in r.to_dict()
+
+
+def test_cell_that_raises_is_an_error_record(tiny_cell):
+    r = run_cell(tiny_cell(fault="raise"))
+    assert r.status == "error" and "injected fault: raise" in r.reason
+
+
+def test_injected_oom_is_an_oom_record(tiny_cell):
+    r = run_cell(tiny_cell(fault="oom"))
+    assert r.status == "oom" and "out of memory" in r.reason
+
+
+def test_frames_not_multiple_of_tubelet_is_skipped(tiny_cell):
+    r = run_cell(tiny_cell(frames=5))
+    assert r.status == "skipped" and "tubelet" in r.reason
+
+
+@pytest.mark.parametrize(
+    "fault,status,text",
+    [("sigkill", "error", "SIGKILL"), ("abort", "error", "SIGABRT"), ("segv", "error", "SIGSEGV"),
+     ("exit", "error", "exited with code 3"), ("garbage", "ok", "")],
+)
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_isolated_faults(tiny_cell, tmp_path, fault, status, text, start):
+    r = run_isolated(tiny_cell(fault=fault), timeout_s=120, workdir=tmp_path, start=start)
+    assert r.status == status, r.reason
+    assert text in r.reason
+    assert list(tmp_path.iterdir()) == []  # the cell's scratch files are gone
+
+
+def test_hang_becomes_timeout(tiny_cell, tmp_path):
+    t0 = time.time()
+    r = run_isolated(tiny_cell(fault="hang"), timeout_s=3, workdir=tmp_path)
+    assert r.status == "timeout" and "3 s" in r.reason
+    assert time.time() - t0 < 30
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_isolated_cell_records_setup_cost(tiny_cell, tmp_path, start):
+    r = run_isolated(tiny_cell(), timeout_s=120, workdir=tmp_path, start=start)
+    assert r.status == "ok" and 0 < r.setup_s < 60 and r.peak_rss_mib > 0
+
+
+def _sweep(**kw):
+    base = dict(model="tiny", methods=("joint",), frames=(2, 4, 8, 16), batch=2, dtype="fp32", device="cpu", measure=FAST)
+    base.update(kw)
+    return SweepSpec(**base)
+
+
+def test_store_round_trip(tmp_path, tiny_cell):
+    store = RunStore(tmp_path / "run")
+    store.create({"sweep": _sweep().to_dict()})
+    rec = Record.for_cell(tiny_cell(), "ok", peak_allocated_mib=1.5, acc_r1_random=0.9)
+    store.append(rec)
+    (back,) = store.records()
+    assert back == rec and back.to_dict()["acc_r1_random"] == 0.9
+    assert SweepSpec.from_dict(store.run_info()["sweep"]) == _sweep()
+
+
+def test_torn_last_line_is_skipped_and_rerun(tmp_path, tiny_cell):
+    store = RunStore(tmp_path / "run")
+    store.create({})
+    store.append(Record.for_cell(tiny_cell(frames=2), "ok"))
+    with open(store.records_path, "a") as f:
+        f.write('{"key": "abc", "status": "o')  # power loss mid-write
+    with pytest.warns(TornRecordWarning):
+        assert len(store.records()) == 1
+    store.append(Record.for_cell(tiny_cell(frames=4), "ok"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r.frames for r in store.records()] == [2, 4]
+
+
+def test_newer_schema_is_refused(tmp_path, tiny_cell):
+    store = RunStore(tmp_path / "run")
+    store.create({})
+    d = Record.for_cell(tiny_cell(), "ok").to_dict()
+    d["schema_version"] = 99
+    store.records_path.write_text(json.dumps(d) + "\n")
+    with pytest.raises(UserError, match="newer vfbench"):
+        store.records()
+
+
+def test_second_lock_is_refused(tmp_path):
+    a, b = RunStore(tmp_path / "run"), RunStore(tmp_path / "run")
+    a.create({})
+    a.lock()
+    try:
+        with pytest.raises(UserError, match="in use"):
+            b.lock()
+    finally:
+        a.unlock()
+    b.lock()
+    b.unlock()
+
+
+def test_oom_skips_larger_frames(tmp_path, monkeypatch):
+    monkeypatch.setenv("VFBENCH_TEST_FAULTS", json.dumps({"joint@4": "oom"}))
+    store = RunStore(tmp_path / "run")
+    store.create({})
+    records = run_sweep(_sweep(), store, LocalExecutor(120, tmp_path))
+    assert [r.status for r in records] == ["ok", "oom", "skipped", "skipped"]
+    assert "out of memory at 4 frames" in records[2].reason
+    store2 = RunStore(tmp_path / "run2")
+    store2.create({})
+    records = run_sweep(_sweep(skip_after_oom=False), store2, LocalExecutor(120, tmp_path))
+    assert [r.status for r in records] == ["ok", "oom", "ok", "ok"]
+
+
+def test_killed_sweep_resumes_with_one_record_per_cell(tmp_path):
+    """SIGKILL the whole sweep halfway, then resume: every cell has exactly one record."""
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "vfbench", "run", "--model", "tiny", "--methods", "joint", "--frames", "2..32",
+            "--out", str(out), "--run-id", "r", "--min-seconds", "0", "--min-repeats", "2", "--no-report"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = out / "r" / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if records.exists() and len(records.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = [json.loads(l) for l in records.read_text().splitlines()]
+    assert 2 <= len(before) < 5
+    done = subprocess.run([sys.executable, "-m", "vfbench", "run", "--resume", "r", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = [json.loads(l) for l in records.read_text().splitlines()]
+    assert sorted(r["frames"] for r in after) == [2, 4, 8, 16, 32]
+    assert len({r["key"] for r in after}) == 5
+    assert after[: len(before)] == before  # nothing already recorded changed

@@ -1,0 +1,3 @@
+from vfbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""`vfbench` command line: list | run | env (and the subcommands other modules add).
+
+Bad input prints one line (what was wrong, what is accepted) and exits with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vfbench.errors import UserError
+
+# Each module has add_parser(subparsers) and run(args) -> int.
+COMMANDS = ("list", "run", "env", "report", "compare", "estimate")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's default prints the whole usage block
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="vfbench",
+        description="Peak memory, throughput and proxy accuracy of efficiency methods for video-first encoders.",
+    )
+    from vfbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"vfbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"vfbench.commands.{name}_cmd")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"vfbench.commands.{name}_cmd":
+                continue  # that capability has not landed yet
+            raise
+        p = module.add_parser(sub)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"vfbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vfbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

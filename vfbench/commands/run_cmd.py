@@ -1,0 +1,203 @@
+"""`vfbench run`: expand a sweep, run each cell in a fresh process, store records, print a table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+from vfbench.errors import UserError
+
+# name -> (default, help). None defaults are resolved from the device (see _resolve).
+OPTIONS = {
+    "methods": ("all", "'all', globs, names with parameters and '+' compositions, comma-separated"),
+    "frames": ("16..256", "'16..256' (doubling), '16..64:16' (a step) or '8,16,32'"),
+    "model": (None, "model preset (default: vit-b on CUDA, small on CPU); see 'vfbench list --models'"),
+    "batch": (None, "clips per step (default: 4 on CUDA, 2 on CPU)"),
+    "dtype": (None, "fp32 | bf16 autocast (default: bf16 on CUDA, fp32 on CPU)"),
+    "device": ("auto", "auto | cpu | cuda"),
+    "out": ("results", "folder that holds run folders"),
+    "run_id": (None, "name of the run folder (default: a timestamp)"),
+    "seed": (0, "seed of the synthetic batch and the model init"),
+    "timeout": (900.0, "seconds a cell may take before it is killed and recorded as timeout"),
+    "skip_after_oom": (True, "record larger frame counts of a method as skipped once it runs out of memory"),
+    "executor": ("local", "local (a fresh process per cell) | inline (this process, for debugging)"),
+    "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU)"),
+    "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
+    "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
+    "report": (True, "write the report into the run folder at the end"),
+}
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "run", help="measure methods across frame counts",
+        description="Measure peak memory and step time of each method at each frame count, one fresh process per cell.",
+    )
+    for name, (default, help_text) in OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"{help_text} (default: {'on' if default else 'off'})")
+        else:
+            p.add_argument(flag, dest=name, default=None, help=f"{help_text} (default: {default})" if default is not None else help_text)
+    p.add_argument("--config", help="a sweep YAML file; any option above can be a key there (the command line wins)")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an earlier run in --out: only the missing cells run")
+    return p
+
+
+def _number(name: str, value, kind):
+    try:
+        out = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--{name.replace('_', '-')} must be a {kind.__name__}, got {value!r}") from None
+    if out <= 0 and name not in ("seed", "warmup", "min_seconds"):
+        raise UserError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
+    if out < 0:
+        raise UserError(f"--{name.replace('_', '-')} must not be negative, got {value!r}")
+    return out
+
+
+def _options(args) -> dict:
+    from vfbench.config import load_config
+
+    values = {k: d for k, (d, _) in OPTIONS.items()}
+    if args.config:
+        values.update(load_config(args.config, list(OPTIONS)))
+    for k in OPTIONS:
+        v = getattr(args, k)
+        if v is not None:
+            values[k] = v
+    return values
+
+
+def build_sweep(o: dict):
+    """Validate every option and return (SweepSpec, note for the user). Raises UserError on bad input."""
+    from vfbench.models import get_preset
+    from vfbench.runner.executors import EXECUTORS
+    from vfbench.runner.sweep import SweepSpec, method_labels
+    from vfbench.spec import DTYPES, MeasureSettings, parse_frames
+    from vfbench.step import resolve_device
+
+    device = resolve_device(str(o["device"]))
+    notes = []
+    model = o["model"]
+    if model is None:
+        model = "vit-b" if device == "cuda" else "small"
+        if device == "cpu":
+            notes.append("no CUDA device: using the 'small' preset on CPU (pass --model to choose another)")
+    get_preset(str(model))
+    dtype = o["dtype"] or ("bf16" if device == "cuda" else "fp32")
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
+    if str(o["executor"]) not in EXECUTORS:
+        raise UserError(f"unknown executor {o['executor']!r}; accepted: {', '.join(EXECUTORS)}")
+    base = MeasureSettings.for_device(device)
+    measure = MeasureSettings(
+        warmup_steps=base.warmup_steps if o["warmup"] is None else _number("warmup", o["warmup"], int),
+        min_repeats=base.min_repeats if o["min_repeats"] is None else _number("min_repeats", o["min_repeats"], int),
+        min_seconds=base.min_seconds if o["min_seconds"] is None else _number("min_seconds", o["min_seconds"], float),
+        max_repeats=base.max_repeats,
+        max_seconds=base.max_seconds,
+    )
+    batch = o["batch"] if o["batch"] is not None else (4 if device == "cuda" else 2)
+    sweep = SweepSpec(
+        model=str(model),
+        methods=method_labels(str(o["methods"])),
+        frames=parse_frames(o["frames"]),
+        batch=_number("batch", batch, int),
+        dtype=dtype,
+        device=device,
+        seed=_number("seed", o["seed"], int),
+        timeout_s=_number("timeout", o["timeout"], float),
+        skip_after_oom=bool(o["skip_after_oom"]),
+        executor=str(o["executor"]),
+        measure=measure,
+    )
+    return sweep, notes
+
+
+def run(args) -> int:
+    from vfbench.measure.env import collect_env
+    from vfbench.runner.store import RunStore
+    from vfbench.runner.sweep import SweepSpec
+
+    out = Path(args.out or "results")
+    command = "vfbench " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name in ("vfbench", "__main__.py") else None
+    if args.resume:
+        store = RunStore(out / args.resume)
+        if not store.exists():
+            runs = sorted(p.name for p in out.glob("*/run.json") for p in [p.parent]) if out.is_dir() else []
+            listed = f"; runs there: {', '.join(runs[-5:])}" if runs else ""
+            raise UserError(f"no run {args.resume!r} under {out}/ to resume{listed}")
+        info = store.run_info()
+        sweep = SweepSpec.from_dict(info["sweep"])
+        store.lock()
+        notes = [f"resuming {store.path}"]
+        report = True
+    else:
+        sweep, notes = build_sweep(_options(args))
+        run_id = args.run_id or (_options(args).get("run_id")) or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        store = RunStore(out / str(run_id))
+        if store.exists():
+            raise UserError(f"run folder {store.path} already exists; resume it with --resume {run_id} or pick another --run-id")
+        store.create({"sweep": sweep.to_dict(), "env": collect_env(sweep.device), "command": command, "started": _now()})
+        store.lock()
+        info = store.run_info()
+        report = bool(_options(args)["report"])
+    return _execute(sweep, store, info, notes, out, report)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
+    from vfbench.commands.progress import TerminalProgress
+    from vfbench.report.terminal import sweep_table
+    from vfbench.runner.executors import make_executor
+    from vfbench.runner.sweep import Interrupted, run_sweep
+
+    for note in notes:
+        print(note, file=sys.stderr)
+    n = len(sweep.cells())
+    print(
+        f"vfbench: {len(sweep.methods)} methods x {len(sweep.frames)} frame counts = {n} cells; "
+        f"model {sweep.model}, batch {sweep.batch}, {sweep.dtype}, {sweep.device}; results in {store.path}",
+        file=sys.stderr,
+    )
+    executor = make_executor(sweep.executor, sweep.timeout_s, store.path)
+    progress = TerminalProgress()
+    try:
+        records = run_sweep(sweep, store, executor, progress.callbacks())
+    except Interrupted as exc:
+        kept = len(store.records())
+        print(
+            f"\nvfbench: interrupted ({exc}); {kept} of {n} cells are recorded in {store.path}\n"
+            f"resume with: vfbench run --resume {store.path.name} --out {shlex.quote(str(out))}",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        store.unlock()
+    info["finished"] = _now()
+    store.write_run_info({k: v for k, v in info.items() if k != "schema_version"})
+    print(sweep_table(records))
+    counts = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"\n{', '.join(f'{v} {k}' for k, v in counts.items())}; records: {store.records_path}")
+    if report:
+        _write_report(store.path)
+    return 0
+
+
+def _write_report(path: Path) -> None:
+    try:
+        from vfbench.report.build import write_report
+    except ModuleNotFoundError:
+        return
+    written = write_report(path)
+    if written:
+        print(f"report: {written}")

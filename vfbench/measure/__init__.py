@@ -1,0 +1,1 @@
+"""Measurements: pure functions of (step function, inputs, settings). They never print."""

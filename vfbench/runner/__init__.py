@@ -1,0 +1,1 @@
+"""Running cells: the cell function, process isolation, executors and the results store."""

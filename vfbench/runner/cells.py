@@ -1,0 +1,113 @@
+"""The cell function: build, warm up, measure memory, FLOPs and time; return a Record. The same
+function runs in-process, in a local worker process, or on a cluster node."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import torch
+
+from vfbench.measure.flops import counted_flops, device_peak_flops
+from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
+from vfbench.measure.timing import time_steps
+from vfbench.models import count_params
+from vfbench.runner.faults import fault_for, inject
+from vfbench.runner.record import Record
+from vfbench.spec import CellSpec
+from vfbench.step import analytic_step_flops, build_setup, cell_problems, configured_spec, train_step
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    # The CPU allocator raises a plain RuntimeError.
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def error_tail(exc: BaseException, lines: int = 12) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+def run_cell(cell: CellSpec, started: float | None = None) -> Record:
+    """Measure one cell. Never raises for a cell's own failure: OOM and errors become records.
+
+    `started` is the wall time (time.time()) the cell's process was launched, so setup_s includes the
+    interpreter and import cost of a fresh process.
+    """
+    started = time.time() if started is None else started
+    try:
+        inject(fault_for(cell))
+        comp, spec = configured_spec(cell)
+        reasons = cell_problems(cell, comp, spec)
+        if reasons:
+            return Record.for_cell(cell, "skipped", "; ".join(reasons))
+        return _measure(cell, comp, started)
+    except Exception as exc:  # the cell's own failure is data, not a crash of the sweep
+        if is_oom(exc):
+            return Record.for_cell(cell, "oom", f"out of memory: {str(exc).splitlines()[0][:300]}")
+        return Record.for_cell(cell, "error", error_tail(exc), cell_s=round(time.time() - started, 3))
+
+
+def _measure(cell: CellSpec, comp, started: float) -> Record:
+    setup = build_setup(cell, comp)
+    device = setup.device
+    on_cuda = device.type == "cuda"
+    step = lambda: train_step(setup)  # noqa: E731
+    setup_s = time.time() - started
+    # Warm-up. The first step creates the optimizer state; the second is counted by FlopCounterMode.
+    step()
+    flops_counted = counted_flops(step)
+    tokens = setup.model.video.last_tokens
+    flops_analytic = analytic_step_flops(setup)
+    for _ in range(max(0, cell.measure.warmup_steps - 2)):
+        step()
+    # Memory of a steady step: the tracked live-tensor peak (with its breakdown) on every device,
+    # plus the caching allocator's own peaks on CUDA in a separate, untracked step.
+    tracked = track_step_memory(setup)
+    metrics = {
+        "tracked_peak_mib": round(tracked.peak_allocated_mib, 4),
+        "peak_phase": tracked.peak_phase,
+        **tracked.breakdown.to_dict(),
+    }
+    if on_cuda:
+        cp = cuda_peak(step, device)
+        metrics.update(
+            peak_allocated_mib=round(cp.peak_allocated_mib, 3),
+            peak_reserved_mib=round(cp.peak_reserved_mib, 3),
+            alloc_retries=cp.alloc_retries,
+            nvml_peak_used_mib=None if cp.nvml_peak_used_mib is None else round(cp.nvml_peak_used_mib, 1),
+        )
+    else:
+        metrics["peak_allocated_mib"] = round(tracked.peak_allocated_mib, 4)
+    m = cell.measure
+    timing = time_steps(
+        step, warmup=1, min_repeats=m.min_repeats, min_seconds=m.min_seconds, max_repeats=m.max_repeats,
+        max_seconds=m.max_seconds, cuda_device=device if on_cuda else None,
+    )
+    loss = float(step())
+    total, trainable = count_params(setup.model)
+    seconds = timing.step_ms_median / 1e3
+    mfu = None
+    if on_cuda:
+        peak = device_peak_flops(torch.cuda.get_device_name(device), setup.spec.precision or cell.dtype)
+        mfu = round(flops_analytic / seconds / peak, 4) if peak else None
+    return Record.for_cell(
+        cell, "ok",
+        **metrics,
+        **timing.to_dict(),
+        clips_per_s=round(cell.batch / seconds, 4),
+        tokens_per_s=round(cell.batch * tokens / seconds, 1),
+        params_total=total,
+        params_trainable=trainable,
+        tokens=tokens,
+        flops_per_step=flops_analytic,
+        flops_per_step_counted=flops_counted,
+        flops_per_step_analytic=flops_analytic,
+        mfu=mfu,
+        loss=round(loss, 5),
+        peak_rss_mib=round(peak_rss_mib(), 1),
+        setup_s=round(setup_s, 3),
+        cell_s=round(time.time() - started, 3),
+    )

@@ -1,0 +1,60 @@
+"""Executors run cells one after another and return records; the cell function is the same in all.
+
+- inline: in this process (debugging; memory figures are not clean across cells).
+- local: one fresh process per cell with a timeout (the default).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from vfbench.errors import UserError
+from vfbench.runner.cells import run_cell
+from vfbench.runner.isolate import CellProcess
+from vfbench.runner.record import Record
+from vfbench.spec import CellSpec
+
+EXECUTORS = ("local", "inline")
+
+
+class InlineExecutor:
+    name = "inline"
+
+    def run(self, cell: CellSpec) -> Record:
+        return run_cell(cell)
+
+    def cancel(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, timeout_s: float, workdir: Path | None = None):
+        self.timeout_s = timeout_s
+        self.workdir = Path(workdir or tempfile.gettempdir())
+        self.current: CellProcess | None = None
+
+    def run(self, cell: CellSpec) -> Record:
+        self.current = CellProcess(cell, self.workdir)
+        try:
+            return self.current.wait(self.timeout_s)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the running cell (on Ctrl-C or SIGTERM) and clean up its files."""
+        proc, self.current = self.current, None
+        if proc is not None:
+            if proc.alive():
+                proc.kill()
+            proc.cleanup()
+
+
+def make_executor(name: str, timeout_s: float, workdir: Path | None = None):
+    if name == "local":
+        return LocalExecutor(timeout_s, workdir)
+    if name == "inline":
+        return InlineExecutor()
+    raise UserError(f"unknown executor {name!r}; accepted: {', '.join(EXECUTORS)}")
