@@ -72,6 +72,12 @@ def test_method_parser_only_user_errors(text):
     assert parse_method_call(call.label) == call  # the label parses back to the same call
 
 
+def test_list_parameters_round_trip():
+    call = parse_method_call("tubes(sizes=[1, 2], name=x)")
+    assert call.params == (("name", "x"), ("sizes", (1, 2)))
+    assert parse_method_call(call.label) == call
+
+
 def test_split_top_level_respects_parentheses():
     assert split_top_level("a(x=1,y=2),b+c(z=[1,2])", ",") == ["a(x=1,y=2)", "b+c(z=[1,2])"]
 

@@ -125,7 +125,7 @@ def _fmt(value) -> str:
     if isinstance(value, float) and value == int(value) and abs(value) < 1e6:
         return repr(value)
     if isinstance(value, tuple):
-        return "[" + ";".join(_fmt(v) for v in value) + "]"
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
     return repr(value)
 
 
