@@ -1,0 +1,53 @@
+"""The pytest-benchmark suite cannot rot: CI runs it once in its cheap mode on the tiny preset."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_pytest(args, env_extra=None, timeout=600):
+    env = dict(os.environ, VFBENCH_BENCH_MODEL="tiny", VFBENCH_BENCH_FRAMES="4", VFBENCH_BENCH_ROUNDS="1")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_every_method_runs_in_the_cheap_benchmark_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    p = run_pytest(["--benchmark", "-q", "-p", "no:cacheprovider", "--benchmark-json", str(out)])
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "vfbench memory next to time" in p.stdout
+    data = json.loads(out.read_text())
+    names = {b["extra_info"]["method"] for b in data["benchmarks"]}
+    assert "joint" in names and "longvivit" in names
+    for b in data["benchmarks"]:
+        assert b["extra_info"]["peak_allocated_mib"] > 0 and b["extra_info"]["tokens"] > 0
+
+
+def test_plain_pytest_does_not_collect_benchmarks():
+    p = run_pytest(["--collect-only", "-q", "tests/test_spec.py", "benchmarks"])
+    assert "test_method_step" not in p.stdout and "test_spec.py" in p.stdout
+
+
+def test_third_party_methods_join_the_suite(tmp_path):
+    pkg = tmp_path / "benchplugin_vf"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent('''
+        from vfbench.registry import Method, register_method
+
+        @register_method
+        class Plug(Method):
+            name = "benchplugin_method"
+            axis = "runtime"
+    '''))
+    dist = tmp_path / "benchplugin_vf-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: benchplugin-vf\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[vfbench.methods]\nplug = benchplugin_vf\n")
+    p = run_pytest(["--benchmark", "--collect-only", "-q"], {"PYTHONPATH": str(tmp_path)})
+    assert "test_method_step[benchplugin_method-T4]" in p.stdout, p.stdout[-2000:]
