@@ -47,7 +47,12 @@ BAD = [
     (["run", "--device", "tpu"], "unknown device"),
     (["run", "--methods", "joint+joint(x=1)"], "no parameter 'x'"),
     (["run", "--bogus"], "unrecognized arguments"),
+    (["run", "--methods", "mask(ratio=1.0)"], "ratio"),
+    (["run", "--methods", "mask(ratio=-0.1)"], "ratio"),
+    (["run", "--methods", "joint+frame_avg"], "conflicting methods"),
+    (["run", "--frames", "4.5"], "cannot read frames"),
     (["list", "zzz*"], "no method matches"),
+    (["list", "--axis", "tokenz"], "unknown axis 'tokenz' (did you mean 'tokens'?)"),
 ]
 
 
@@ -92,6 +97,9 @@ def test_list_shows_methods_and_models(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "joint" in out and "attention" in out
+    assert main(["list", "--axis", "tokens"]) == 0
+    out = capsys.readouterr().out
+    assert "mask" in out and "joint" not in out
     assert main(["list", "--models"]) == 0
     out = capsys.readouterr().out
     for name in ("tiny", "small", "vit-b", "vit-l", "vit-g"):

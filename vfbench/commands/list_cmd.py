@@ -6,6 +6,7 @@ from tabulate import tabulate
 def add_parser(sub):
     p = sub.add_parser("list", help="list methods, recipes and model presets")
     p.add_argument("pattern", nargs="?", default="*", help="glob over method names (default: all)")
+    p.add_argument("--axis", help="only methods on this axis: attention, tuning, tokens, patching, runtime, recipe")
     p.add_argument("--models", action="store_true", help="list model presets with their parameter counts")
     return p
 
@@ -14,9 +15,15 @@ def run(args) -> int:
     if args.models:
         return _models()
     from vfbench.errors import UserError
-    from vfbench.registry import method_classes, recipes, list_methods
+    from vfbench.errors import closest
+    from vfbench.registry import AXES, list_methods, method_classes, recipes
 
     names = list_methods(args.pattern)
+    if args.axis:
+        axes = (*AXES, "recipe")
+        if args.axis not in axes:
+            raise UserError(f"unknown axis {args.axis!r}{closest(args.axis, axes)}; accepted: {', '.join(axes)}")
+        names = [n for n in names if getattr(method_classes().get(n), "axis", "recipe") == args.axis]
     if not names:
         raise UserError(f"no method matches {args.pattern!r}; run 'vfbench list' to see them all")
     classes, recs = method_classes(), recipes()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One prepared call on a lent GPU machine: checks and times the CUDA path, writes everything to $OUT.
+# Installs nothing (the machine has torch, pandas, matplotlib, pytest-benchmark, nvidia-ml-py; no
+# xformers, no network). Run from the repository root:
+#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh        (the device tool sets $OUT itself)
+# Budget: one device call may run 600 s. Each step has its own timeout so one slow step cannot eat the
+# rest; STEPS picks a subset (default: all), e.g. STEPS="joint-vitb estimate-vs-measured".
+set -uo pipefail
+OUT=${OUT:-/tmp/vfbench-gpu}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+VF="python -m vfbench"
+STEPS=${STEPS:-env gpu-tests joint-vitb recipes-vitb estimate-vs-measured pytest-benchmark}
+step() { local name=$1 limit=$2; shift 2; case " $STEPS " in *" $name "*) ;; *) echo "== $name (not in STEPS)"; return;; esac; echo "== $name (limit ${limit}s)"; local t0=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; local rc=$?
+  echo "   rc=$rc in $((SECONDS - t0))s"; tail -n 25 "$OUT/$name.log"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.csv" 2>&1; cat "$OUT/gpu.csv"
+step env 60 $VF env --device cuda --json
+# GPU-only tests (xformers equivalence skips cleanly where xformers is absent).
+step gpu-tests 60 python -m pytest -q -m gpu tests -p no:cacheprovider
+# Issue 2: the joint sweep on CUDA: allocated, reserved and NVML peaks, MFU.
+step joint-vitb 150 $VF run --device cuda --model vit-b --methods joint --frames 16..256 --out "$OUT/runs" --run-id joint-vitb
+# The baseline and the recipes, plus the attention kernels, at 16..128 frames.
+step recipes-vitb 200 $VF run --device cuda --model vit-b --methods 'shortvivit,effshortvivit,longvivit,imagevit,attn_kernel(kind=math),checkpoint' --frames 16..128 --out "$OUT/runs" --run-id recipes-vitb
+# Issue 4: estimate vs max_memory_allocated (skipped if the script is not there yet).
+if [ -f benchmarks/estimate_vs_measured.py ]; then
+  step estimate-vs-measured 150 python benchmarks/estimate_vs_measured.py --device cuda --model vit-b --frames 16..128 \
+    --methods shortvivit,effshortvivit,longvivit,imagevit --out "$OUT/estimate-vs-measured-cuda"
+fi
+# Issue 6: the pytest-benchmark suite on the CUDA defaults (vit-b), joint only.
+step pytest-benchmark 90 python -m pytest --benchmark -k 'joint or longvivit' -q -p no:cacheprovider \
+  --benchmark-json "$OUT/pytest-benchmark.json"
+find "$OUT" -name '*.png' -size +1M -delete  # keep what comes back small
+echo "== done; outputs in $OUT"
