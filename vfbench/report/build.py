@@ -1,0 +1,144 @@
+"""`write_report(run)`: summary.csv, plots/*.png|svg, report.md and a self-contained report.html.
+
+Built only from what a run recorded (load.py); nothing is re-run. `vfbench run` calls this at the end of
+every sweep and `vfbench report` calls it on any run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from vfbench.errors import UserError
+from vfbench.report import accuracy, html, markdown, plots
+from vfbench.report.budgets import choose_budgets, fits_table
+from vfbench.report.document import Code, Document, Facts, Note, Section
+from vfbench.report.load import Run, load_run
+from vfbench.report.metrics import accuracy_keys, budget_peak_key, metric_named, metrics_in
+from vfbench.report.plotting import save
+from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, summary_frame
+
+PLOTS = "plots"
+
+
+def write_report(path: str | os.PathLike, out: Optional[str | os.PathLike] = None) -> Path:
+    """Write the report of the run at `path` into `out` (default: the run's folder); returns report.html."""
+    run = load_run(path)
+    out = Path(out) if out is not None else run.home
+    try:
+        return _write(run, out)
+    except OSError as exc:
+        raise UserError(f"cannot write the report into {out}: {exc.strerror}; choose a writable folder with --out") from None
+
+
+def _write(run: Run, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    plot_dir = out / PLOTS
+    for old in list(plot_dir.glob("*.png")) + list(plot_dir.glob("*.svg")):
+        old.unlink()  # plots/ is the report's own folder: drop figures this run no longer has
+    summary_frame(run).to_csv(out / "summary.csv", index=False)
+    doc = build_document(run, plot_dir, out)
+    (out / "report.md").write_text(markdown.render(doc), encoding="utf-8")
+    page = out / "report.html"
+    page.write_text(html.render(doc, out), encoding="utf-8")
+    return page
+
+
+def _saved(drawn, plot_dir: Path, root: Path) -> tuple:
+    return () if drawn is None else (save(drawn, plot_dir, root),)
+
+
+def _pair(run: Run, key: str) -> tuple:
+    m = metric_named(key)
+    return (absolute_table(run, m), relative_table(run, m))
+
+
+def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
+    present = {m.key for m in metrics_in(run.records)}
+    peak = budget_peak_key(run.records)
+    choice = choose_budgets(run)
+    sections = [_run_section(run)]
+    if not run.records:
+        sections.append(Section("No results", (Note("This run has no records yet: nothing was measured."),)))
+        return Document(_title(run), tuple(sections))
+
+    memory = list(_saved(plots.memory_vs_frames(run, choice), plot_dir, root))
+    for key in dict.fromkeys((peak, "peak_allocated_mib", "estimated_peak_mib")):
+        if key in present:
+            memory += _pair(run, key)
+    sections.append(Section("Peak memory", tuple(memory)))
+
+    budget = [Note(choice.note)]
+    if choice.budgets:
+        budget += [fits_table(run, choice), *_saved(plots.budget_fits(run, choice), plot_dir, root)]
+    sections.append(Section("Frames within a memory budget", tuple(budget)))
+
+    speed = list(_saved(plots.throughput_vs_frames(run), plot_dir, root))
+    for key in ("step_ms_median", "clips_per_s", "tokens_per_s"):
+        if key in present:
+            speed += _pair(run, key)
+    if speed:
+        sections.append(Section("Step time and throughput", tuple(speed)))
+
+    sections.append(Section("Accuracy", _accuracy_blocks(run, plot_dir, root)))
+
+    breakdown = _saved(plots.memory_breakdown(run), plot_dir, root)
+    sections.append(Section("Memory breakdown", breakdown or (Note("The records hold no mem_*_mib breakdown."),)))
+
+    work = [b for key in ("tokens", "params_trainable", "flops_per_step") if key in present for b in _pair(run, key)]
+    if work:
+        sections.append(Section("Size and work", tuple(work)))
+
+    missing = status_table(run)
+    sections.append(Section("Cells without measurements", (missing,) if missing else (Note("Every cell ran (status ok)."),)))
+    return Document(_title(run), tuple(sections))
+
+
+def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
+    keys = accuracy_keys(run.records)
+    if not keys:
+        return (Note("Accuracy was not measured in this run (no acc_* keys in its records), so there is no "
+                     "accuracy–memory plot or Pareto front; run the proxy-accuracy task to add it."),)
+    blocks = []
+    for key in keys:
+        blocks += _saved(accuracy.accuracy_vs_memory(run, key), plot_dir, root)
+    front = accuracy.pareto_table(run)
+    if front:
+        blocks.append(front)
+    for key in keys:
+        blocks += _pair(run, key)
+    return tuple(blocks)
+
+
+def _run_section(run: Run) -> Section:
+    info, env = run.info, run.info.env
+    sweep_measure = info.sweep.get("measure") or {}
+    counts: dict[str, int] = {}
+    for r in run.records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    pairs = [
+        ("run", run.name),
+        ("device", f"{info.device_name} ({run.describe('device') or env.get('device') or '?'})"),
+        ("model", run.describe("model") or "?"),
+        ("batch", run.describe("batch") or "?"),
+        ("dtype", run.describe("dtype") or "?"),
+        ("frames", ", ".join(map(str, run.frames)) or "-"),
+        ("methods", str(len(run.methods))),
+        ("cells", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
+        ("baseline (×)", baseline_method(run)),
+        ("torch", str(env.get("torch", "?"))),
+        ("CUDA / driver", f"{env.get('cuda') or '-'} / {env.get('gpu_driver') or '-'}"),
+        ("git commit", str(env.get("git_commit", "?"))),
+        ("vfbench / python", f"{env.get('vfbench', '?')} / {env.get('python', '?')}"),
+        ("CPU", f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores, {env.get('torch_threads', '?')} torch threads)"),
+        ("timing", ", ".join(f"{k}={v}" for k, v in sweep_measure.items()) or "-"),
+        ("started / finished", f"{info.started or '?'} / {info.finished or 'not finished'}"),
+    ]
+    command = info.command or "(the command was not recorded: the run was started from Python, not the vfbench CLI)"
+    return Section("Run", (Facts(tuple(pairs)), Note("Command:"), Code(command)))
+
+
+def _title(run: Run) -> str:
+    setup = ", ".join(x for x in (run.describe("model"), run.info.device_name) if x)
+    return f"vfbench report: {run.name}" + (f" ({setup})" if setup else "")
