@@ -27,6 +27,11 @@ def test_every_method_runs_in_the_cheap_benchmark_mode(tmp_path):
     assert "joint" in names and "longvivit" in names
     for b in data["benchmarks"]:
         assert b["extra_info"]["peak_allocated_mib"] > 0 and b["extra_info"]["tokens"] > 0
+    # vfbench report reads the pytest-benchmark JSON as a run.
+    rep = subprocess.run([sys.executable, "-m", "vfbench", "report", str(out)], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    md = (tmp_path / "bench-report" / "report.md").read_text()
+    assert "longvivit" in md and "joint" in md and (tmp_path / "bench-report" / "summary.csv").exists()
 
 
 def test_plain_pytest_does_not_collect_benchmarks():

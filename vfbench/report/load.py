@@ -7,6 +7,7 @@ format (a pytest-benchmark JSON file, issue #6) is one more function appended to
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -108,5 +109,48 @@ def _store_run(p: Path) -> Optional[Run]:
     return Run(records=tuple(latest.values()), info=RunInfo.from_dict(str(p), store.run_info()), home=p)
 
 
+def _pytest_benchmark_run(p: Path) -> Optional[Run]:
+    """A pytest-benchmark JSON file written by `pytest --benchmark --benchmark-json FILE` (issue #6).
+
+    Each benchmark's extra_info holds the cell and its memory (benchmarks/test_bench_methods.py); time
+    comes from pytest-benchmark's own statistics (median, and stddev/mean as the spread). Its report goes
+    to a folder beside the file, `<file>-report/`.
+    """
+    if not (p.is_file() and p.suffix == ".json"):
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("benchmarks"), list) and "machine_info" in data):
+        return None
+    from vfbench.spec import CellSpec
+
+    records = []
+    for bench in data["benchmarks"]:
+        info = dict(bench.get("extra_info") or {})
+        if "method" not in info or "frames" not in info:
+            continue  # a benchmark that is not one of vfbench's
+        stats = bench.get("stats") or {}
+        cell = CellSpec(info.pop("model"), info.pop("method"), int(info.pop("frames")), int(info.pop("batch")),
+                        info.pop("dtype"), info.pop("device"))
+        median_s, mean_s = stats.get("median"), stats.get("mean")
+        timing = {}
+        if median_s:
+            timing = dict(step_ms_median=median_s * 1e3, step_ms_p10=stats.get("q1", median_s) * 1e3,
+                          step_ms_p90=stats.get("q3", median_s) * 1e3, step_repeats=stats.get("rounds"),
+                          step_ms_cv=(stats.get("stddev", 0.0) / mean_s) if mean_s else None,
+                          clips_per_s=cell.batch / median_s)
+        records.append(Record.for_cell(cell, "ok", **info, **timing, benchmark_name=bench.get("name")))
+    machine = data.get("machine_info") or {}
+    env = dict(machine.get("vfbench") or {"cpu": (machine.get("cpu") or {}).get("brand_raw"), "python": machine.get("python_version")})
+    commit = (data.get("commit_info") or {}).get("id")
+    if commit and not env.get("git_commit"):
+        env["git_commit"] = commit
+    info = RunInfo(source=str(p), command="pytest --benchmark (pytest-benchmark JSON; quartiles stand in for p10/p90)",
+                   started=data.get("datetime"), env=_frozen_map(env))
+    return Run(records=tuple(records), info=info, home=p.with_name(p.stem + "-report"))
+
+
 # Tried in order; each returns a Run or None (not its format).
-LOADERS: tuple[Callable[[Path], Optional[Run]], ...] = (_store_run,)
+LOADERS: tuple[Callable[[Path], Optional[Run]], ...] = (_store_run, _pytest_benchmark_run)
