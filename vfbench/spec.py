@@ -275,6 +275,9 @@ class CellSpec(_Frozen):
     seed: int = 0
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     fault: str = ""  # test hook only (runner/faults.py); never set by the CLI
+    # How a cell is run, not what is measured, so neither enters `key` (issue #4):
+    estimate: bool = True  # record the FakeTensorMode estimate (measure/estimate.py) before measuring
+    skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
 
     def to_dict(self) -> dict:
         d = super().to_dict()

@@ -8,6 +8,7 @@ import traceback
 
 import torch
 
+from vfbench.measure.estimate import estimate_before_run
 from vfbench.measure.flops import counted_flops, device_peak_flops
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
 from vfbench.measure.timing import time_steps
@@ -43,19 +44,23 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         reasons = cell_problems(cell, comp, spec)
         if reasons:
             return Record.for_cell(cell, "skipped", "; ".join(reasons))
-        return _measure(cell, comp, started)
+        # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit (issue #4).
+        pre = estimate_before_run(cell, cell.skip_predicted_oom) if cell.estimate else None
+        if pre is not None and pre.skip_reason:
+            return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.keys)
+        return _measure(cell, comp, started, pre.keys if pre else {})
     except Exception as exc:  # the cell's own failure is data, not a crash of the sweep
         if is_oom(exc):
             return Record.for_cell(cell, "oom", f"out of memory: {str(exc).splitlines()[0][:300]}")
         return Record.for_cell(cell, "error", error_tail(exc), cell_s=round(time.time() - started, 3))
 
 
-def _measure(cell: CellSpec, comp, started: float) -> Record:
+def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
     setup = build_setup(cell, comp)
     device = setup.device
     on_cuda = device.type == "cuda"
     step = lambda: train_step(setup)  # noqa: E731
-    setup_s = time.time() - started
+    setup_s = time.time() - started - estimate.get("estimate_s", 0.0)  # the estimate is reported on its own
     # Warm-up. The first step creates the optimizer state; the second is counted by FlopCounterMode.
     step()
     flops_counted = counted_flops(step)
@@ -110,4 +115,5 @@ def _measure(cell: CellSpec, comp, started: float) -> Record:
         peak_rss_mib=round(peak_rss_mib(), 1),
         setup_s=round(setup_s, 3),
         cell_s=round(time.time() - started, 3),
+        **estimate,
     )

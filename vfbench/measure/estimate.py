@@ -1,0 +1,242 @@
+"""Peak memory of a cell without running it: the very same `train_step`, traced under FakeTensorMode.
+
+No real memory is allocated, so any preset (vit-g included) is estimated on a CPU-only machine. The
+model, optimizer and inputs are fake tensors; the live-storage tracker of the CPU measurement
+(measure/memory.py) watches one steady step, so on CPU the estimate and the measurement count the
+same tensors (they agree to the byte on `small`). For a CUDA target the trace still runs on fake CPU
+tensors, with the corrections of measure/estimate_cuda.py (allocator blocks, CUDA's autocast fp32
+policy, flash-attention backward workspace, cuBLAS workspaces), labelled in `estimate_kind` /
+`estimate_notes`.
+
+Cost: building the fake model once per composition, then one traced step per frame count (the trace
+costs the same at any T: shapes only). `FakeStep` keeps the model so a frame search re-traces cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from vfbench.measure import estimate_cuda as cu
+from vfbench.measure.analytic import analytic_peak
+from vfbench.measure.memory import CATEGORIES, MIB, MemoryBreakdown, _optimizer_tensors, _storage_keys
+from vfbench.models import build_model, count_params
+from vfbench.spec import CellSpec
+from vfbench.step import Setup, analytic_step_flops, cell_problems, configured_spec, make_optimizer, synthetic_batch, train_step
+
+KINDS = {
+    "cpu": "fake-cpu",  # the CPU measurement's own ops and tracker
+    "cuda": "fake-cpu+cuda-corrections",  # traced on fake CPU tensors, corrected for the CUDA step
+}
+_UNAVAILABLE_HERE = "xformers is not importable here"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The estimated peak of one cell's steady train step (MiB), with what it is made of."""
+
+    estimated_peak_mib: float
+    breakdown: MemoryBreakdown
+    workspace_mib: float  # modelled allocations that are not tensors (cuBLAS workspaces)
+    peak_phase: str
+    analytic_peak_mib: float
+    flops_per_step: int
+    params_total: int
+    params_trainable: int
+    tokens: int
+    estimate_kind: str
+    estimate_notes: str
+    estimate_s: float
+
+    def metrics(self) -> dict:
+        """Flat keys for a Record (`Record.for_cell(..., **metrics)`); est_* mirror run's mem_* keys."""
+        est = {f"est_{k[4:]}": v for k, v in self.breakdown.to_dict().items()}
+        return {
+            "estimated_peak_mib": round(self.estimated_peak_mib, 3),
+            **est,
+            "est_workspace_mib": round(self.workspace_mib, 3),
+            "est_peak_phase": self.peak_phase,
+            "analytic_peak_mib": round(self.analytic_peak_mib, 3),
+            "flops_per_step": self.flops_per_step,
+            "params_total": self.params_total,
+            "params_trainable": self.params_trainable,
+            "tokens": self.tokens,
+            "estimate_kind": self.estimate_kind,
+            "estimate_notes": self.estimate_notes,
+            "estimate_s": round(self.estimate_s, 3),
+        }
+
+
+def estimate_problems(cell: CellSpec) -> list[str]:
+    """Why a cell cannot be estimated (empty when it can): the run's own reasons, except that a CUDA target
+    does not need xformers installed here (it is modelled as memory-efficient attention)."""
+    comp, spec = configured_spec(cell)
+    reasons = cell_problems(cell, comp, spec)
+    if cell.device == "cuda":
+        reasons = [r for r in reasons if _UNAVAILABLE_HERE not in r]
+    return reasons
+
+
+def notes_for(cell: CellSpec, spec) -> str:
+    kernel = spec.attn_kernel
+    dtype = spec.precision or cell.dtype
+    if cell.device == "cpu":
+        attn = "math kernel: S x S scores kept" if kernel == "math" else "sdpa: CPU flash kernel, no S x S matrix"
+        return f"traced on fake CPU tensors with the CPU measurement's tracker; {attn}; {dtype}"
+    if kernel == "math":
+        attn = "attention: math kernel, (B,h,S,S) scores kept (CUDA autocast: fp32 softmax + bf16 copy)"
+    else:
+        flash = "flash (bf16; + dq_accum/softmax_d backward workspace)" if dtype == "bf16" else "memory-efficient (fp32)"
+        via = "xformers modelled as " if kernel == "xformers" else "sdpa as "
+        attn = f"attention: {via}{flash}, no S x S matrix"
+    return (
+        f"traced on fake CPU tensors (a CPU build cannot fake CUDA kernels); corrections: 512-B allocator blocks, "
+        f"CUDA autocast fp32 ops, {attn}, cuBLAS workspaces {cu.CUBLAS_HANDLES} x 32 MiB (sm90); {dtype}"
+        f"{', activation checkpointing' if spec.checkpoint else ''}; not modelled: cuDNN workspaces, CUDA context, fragmentation"
+    )
+
+
+class FakeStep:
+    """One composition (model, methods, batch, dtype, target device) built once under FakeTensorMode.
+
+    `trace(frames)` runs one steady `train_step` on fake inputs of that many frames and returns its
+    tracked peak. The model has no frame-dependent state, so one build serves every frame count.
+    """
+
+    def __init__(self, cell: CellSpec):
+        t0 = time.perf_counter()
+        self.cell = cell
+        self.cuda = cell.device == "cuda"
+        self.comp, spec = configured_spec(cell)
+        if spec.attn_kernel == "xformers":  # memory-efficient attention: what sdpa picks on CUDA too
+            spec = dataclasses.replace(spec, attn_kernel="sdpa")
+        self.spec = spec
+        self.notes = notes_for(cell, spec)
+        self.mode = FakeTensorMode()
+        with self.mode:
+            torch.manual_seed(cell.seed)
+            # build_setup's steps without `model.to(device)`: under FakeTensorMode Module._apply must swap
+            # every parameter, which fails ("Cannot swap t1 because it has weakref associated with it").
+            self.model = build_model(spec)
+            self.comp.apply(self.model)
+            self.model.train()
+            self.optimizer = make_optimizer(self.model, "cpu")
+            _create_optimizer_state(self.model, self.optimizer)
+        self.counts = count_params(self.model)
+        self.build_s = time.perf_counter() - t0
+
+    def _policy(self):
+        return cu.CudaAutocastPolicy() if self.cuda else contextlib.nullcontext()
+
+    def setup(self, frames: int) -> Setup:
+        cell = dataclasses.replace(self.cell, frames=frames)
+        video, ids = synthetic_batch(self.spec, frames, cell.batch, cell.seed, "cpu")
+        return Setup(cell, self.spec, self.comp, self.model, self.optimizer, video, ids)
+
+    def trace(self, frames: int) -> Estimate:
+        t0 = time.perf_counter()
+        tracker = cu.FakeStepTracker(cu.CUDA_BLOCK_BYTES if self.cuda else 1, cuda_flash=self.cuda)
+        with self.mode:
+            setup = self.setup(frames)
+            breakdown, phase = _traced_peak(setup, tracker, self._policy())
+            flops = analytic_step_flops(setup)
+            tokens = self.model.video.last_tokens
+        workspace = cu.CUBLAS_HANDLES * cu.CUBLAS_WORKSPACE_BYTES / MIB if self.cuda else 0.0
+        peak = tracker.peak / MIB + workspace
+        return Estimate(
+            estimated_peak_mib=peak, breakdown=breakdown, workspace_mib=workspace, peak_phase=phase,
+            analytic_peak_mib=analytic_peak(self.spec, self.model, setup.cell).total_mib + workspace,
+            flops_per_step=flops, params_total=self.counts[0], params_trainable=self.counts[1], tokens=tokens,
+            estimate_kind=KINDS[self.cell.device], estimate_notes=self.notes, estimate_s=time.perf_counter() - t0,
+        )
+
+
+def estimate_cell(cell: CellSpec) -> Estimate:
+    """The estimate of one cell on its own device (cuda or cpu); build cost included in estimate_s."""
+    step = FakeStep(cell)
+    est = step.trace(cell.frames)
+    return dataclasses.replace(est, estimate_s=est.estimate_s + step.build_s)
+
+
+@dataclass(frozen=True)
+class PreRun:
+    """What `vfbench run` records before measuring a cell: the estimate's keys and, when the estimated
+    peak exceeds the device's free memory, why the cell is skipped."""
+
+    keys: dict
+    skip_reason: str = ""
+
+
+def free_memory_mib(device: str) -> float | None:
+    """Free memory a cell can use: CUDA `mem_get_info` (free bytes on the device, after this process's
+    context), CPU `MemAvailable` from /proc/meminfo. None where unknown."""
+    try:
+        if device == "cuda":
+            return torch.cuda.mem_get_info()[0] / MIB
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / MIB
+    except Exception:  # no CUDA build or device, no /proc: unknown, never an error
+        return None
+    return None
+
+
+def estimate_before_run(cell: CellSpec, skip_predicted_oom: bool = True) -> PreRun:
+    """The estimate `run_cell` records next to the measurement (never raises: a failed estimate is a key)."""
+    try:
+        est = estimate_cell(cell)
+    except Exception as exc:  # the measurement must not depend on the estimate working
+        return PreRun({"estimate_kind": "failed", "estimate_error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    keys = {
+        "estimated_peak_mib": round(est.estimated_peak_mib, 3),
+        "analytic_peak_mib": round(est.analytic_peak_mib, 3),
+        "estimate_kind": est.estimate_kind,
+        "estimate_s": round(est.estimate_s, 3),
+    }
+    free = free_memory_mib(cell.device) if skip_predicted_oom else None
+    if free is not None and est.estimated_peak_mib > free:
+        return PreRun(keys, (
+            f"predicted out of memory: estimated peak {est.estimated_peak_mib:.0f} MiB > {free:.0f} MiB free on "
+            f"{cell.device} (--no-skip-predicted-oom runs it)"
+        ))
+    return PreRun(keys)
+
+
+def _create_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """AdamW state exactly as the run's warm-up step leaves it (step, exp_avg, exp_avg_sq per trainable
+    parameter, and gradients held until the next step's zero_grad), without tracing a whole step."""
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+    optimizer.step()
+
+
+def _traced_peak(setup: Setup, tracker: cu.FakeStepTracker, policy) -> tuple[MemoryBreakdown, str]:
+    """measure.memory.track_peak with a given tracker: register the static state, trace one step,
+    attribute what is live at the peak."""
+    model, opt = setup.model, setup.optimizer
+    params = list(model.parameters()) + list(model.buffers())
+    tracker.register(params, "parameters")
+    tracker.register([p.grad for p in params if p.grad is not None], "gradients")
+    tracker.register(_optimizer_tensors(opt), "optimizer")
+    tracker.register([setup.video, setup.ids], "inputs")
+    with policy, tracker:
+        train_step(setup, tracker.set_phase)
+    grads = _storage_keys(p.grad for p in params if p.grad is not None)
+    opt_keys = _storage_keys(_optimizer_tensors(opt))
+    key_of = {id(e): k for k, e in tracker.entries.items()}
+    totals = dict.fromkeys(CATEGORIES, 0)
+    for _, e in tracker.live_at_peak():
+        cat = e.category
+        if cat in ("forward", "backward", "optimizer", "idle"):
+            key = key_of.get(id(e))
+            cat = "gradients" if key in grads else "optimizer" if key in opt_keys else "activations" if cat == "forward" else "temporaries"
+        totals[cat] += e.nbytes
+    tracker.detach()
+    return MemoryBreakdown(**{f"{k}_mib": v / MIB for k, v in totals.items()}), tracker.peak_phase
