@@ -161,3 +161,31 @@ def test_killed_sweep_resumes_with_one_record_per_cell(tmp_path):
     assert sorted(r["frames"] for r in after) == [2, 4, 8, 16, 32]
     assert len({r["key"] for r in after}) == 5
     assert after[: len(before)] == before  # nothing already recorded changed
+
+
+class WaveExecutor:
+    """A parallel executor stand-in: takes whole waves, answers in reverse order."""
+
+    def __init__(self):
+        self.waves = []
+
+    def run_batch(self, cells, on_record):
+        self.waves.append([(c.method, c.frames) for c in cells])
+        for cell in reversed(cells):
+            on_record(cell, run_cell(cell))
+
+    def cancel(self):
+        pass
+
+
+def test_batch_executors_get_waves_by_frame_count_and_keep_oom_skips(tmp_path, monkeypatch):
+    monkeypatch.setenv("VFBENCH_TEST_FAULTS", json.dumps({"mask(ratio=0.5)@4": "oom"}))
+    store = RunStore(tmp_path / "run")
+    store.create({})
+    ex = WaveExecutor()
+    sweep = _sweep(methods=("joint", "mask(ratio=0.5)"), frames=(2, 4, 8), estimate=False)
+    records = run_sweep(sweep, store, ex)
+    assert ex.waves == [[("joint", 2), ("mask(ratio=0.5)", 2)], [("joint", 4), ("mask(ratio=0.5)", 4)], [("joint", 8)]]
+    status = {(r.method, r.frames): r.status for r in records}
+    assert status[("mask(ratio=0.5)", 4)] == "oom" and status[("mask(ratio=0.5)", 8)] == "skipped"
+    assert len(store.records()) == 6 and all(status[("joint", t)] == "ok" for t in (2, 4, 8))

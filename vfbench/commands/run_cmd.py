@@ -23,7 +23,13 @@ OPTIONS = {
     "seed": (0, "seed of the synthetic batch and the model init"),
     "timeout": (900.0, "seconds a cell may take before it is killed and recorded as timeout"),
     "skip_after_oom": (True, "record larger frame counts of a method as skipped once it runs out of memory"),
-    "executor": ("local", "local (a fresh process per cell) | inline (this process, for debugging)"),
+    "estimate": (True, "estimate each cell's peak memory under FakeTensorMode before running it (recorded as estimated_peak_mib)"),
+    "skip_predicted_oom": (True, "record a cell as skipped when its estimated peak exceeds the device's free memory"),
+    "executor": ("local", "local (a fresh process per cell) | inline (this process, for debugging) | slurm (a Slurm job array per frame count, through submitit)"),
+    "partition": (None, "Slurm partition of the cells' jobs (--executor slurm; default: the cluster's default)"),
+    "gpus_per_cell": (None, "GPUs per cell's Slurm job (--executor slurm; default: 1 with --device cuda, else 0)"),
+    "max_parallel": (None, "cells running at once on Slurm (--executor slurm; default: a whole frame count's wave)"),
+    "slurm_extra": ((), "more sbatch options for --executor slurm, KEY=VALUE ... (e.g. mem=32G account=vision)"),
     "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU)"),
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
@@ -40,6 +46,8 @@ def add_parser(sub):
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"{help_text} (default: {'on' if default else 'off'})")
+        elif isinstance(default, tuple):  # a list: several values after one flag, or the flag repeated
+            p.add_argument(flag, dest=name, nargs="+", action="extend", default=None, metavar="KEY=VALUE", help=help_text)
         else:
             p.add_argument(flag, dest=name, default=None, help=f"{help_text} (default: {default})" if default is not None else help_text)
     p.add_argument("--config", help="a sweep YAML file; any option above can be a key there (the command line wins)")
@@ -76,11 +84,13 @@ def build_sweep(o: dict):
     """Validate every option and return (SweepSpec, note for the user). Raises UserError on bad input."""
     from vfbench.models import get_preset
     from vfbench.runner.executors import EXECUTORS
+    from vfbench.runner.slurm import slurm_settings
     from vfbench.runner.sweep import SweepSpec, method_labels
     from vfbench.spec import DTYPES, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
-    device = resolve_device(str(o["device"]))
+    # On a cluster the cells run on its nodes: a login node without a GPU may still ask for --device cuda.
+    device = "cuda" if o["executor"] == "slurm" and o["device"] == "cuda" else resolve_device(str(o["device"]))
     notes = []
     model = o["model"]
     if model is None:
@@ -93,6 +103,8 @@ def build_sweep(o: dict):
         raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     if str(o["executor"]) not in EXECUTORS:
         raise UserError(f"unknown executor {o['executor']!r}; accepted: {', '.join(EXECUTORS)}")
+    slurm, slurm_notes = slurm_settings(o, device, str(o["executor"]))
+    notes += slurm_notes
     base = MeasureSettings.for_device(device)
     measure = MeasureSettings(
         warmup_steps=base.warmup_steps if o["warmup"] is None else _number("warmup", o["warmup"], int),
@@ -112,8 +124,11 @@ def build_sweep(o: dict):
         seed=_number("seed", o["seed"], int),
         timeout_s=_number("timeout", o["timeout"], float),
         skip_after_oom=bool(o["skip_after_oom"]),
+        estimate=bool(o["estimate"]),
+        skip_predicted_oom=bool(o["skip_predicted_oom"]),
         executor=str(o["executor"]),
         measure=measure,
+        slurm=slurm,
     )
     return sweep, notes
 
@@ -167,7 +182,7 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
         f"model {sweep.model}, batch {sweep.batch}, {sweep.dtype}, {sweep.device}; results in {store.path}",
         file=sys.stderr,
     )
-    executor = make_executor(sweep.executor, sweep.timeout_s, store.path)
+    executor = make_executor(sweep.executor, sweep.timeout_s, store.path, slurm=sweep.slurm)
     progress = TerminalProgress()
     try:
         records = run_sweep(sweep, store, executor, progress.callbacks())
@@ -198,6 +213,11 @@ def _write_report(path: Path) -> None:
         from vfbench.report.build import write_report
     except ModuleNotFoundError:
         return
-    written = write_report(path)
+    try:
+        written = write_report(path)
+    except Exception as exc:  # the records are safe; a report bug must not end a finished sweep in a traceback
+        print(f"vfbench: the report could not be written ({type(exc).__name__}: {exc}); rerun 'vfbench report {path}'",
+              file=sys.stderr)
+        return
     if written:
         print(f"report: {written}")

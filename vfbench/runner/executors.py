@@ -2,6 +2,7 @@
 
 - inline: in this process (debugging; memory figures are not clean across cells).
 - local: one fresh process per cell with a timeout (the default).
+- slurm: one Slurm job array per wave of cells, through submitit (slurm.py; the `slurm` extra).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vfbench.runner.isolate import CellProcess
 from vfbench.runner.record import Record
 from vfbench.spec import CellSpec
 
-EXECUTORS = ("local", "inline")
+EXECUTORS = ("local", "inline", "slurm")
 
 
 class InlineExecutor:
@@ -52,7 +53,12 @@ class LocalExecutor:
             proc.cleanup()
 
 
-def make_executor(name: str, timeout_s: float, workdir: Path | None = None):
+def make_executor(name: str, timeout_s: float, workdir: Path | None = None, slurm=None):
+    """`slurm` (a SlurmSettings) is used by the slurm executor only; its files go to `<workdir>/slurm/`."""
+    if name == "slurm":
+        from vfbench.runner.slurm import SlurmExecutor
+
+        return SlurmExecutor(timeout_s, Path(workdir or tempfile.gettempdir()), slurm)
     if name == "local":
         return LocalExecutor(timeout_s, workdir)
     if name == "inline":

@@ -9,6 +9,7 @@ from typing import Callable
 
 from vfbench.registry import expand_methods
 from vfbench.runner.record import Record
+from vfbench.runner.slurm import SlurmSettings
 from vfbench.runner.store import RunStore
 from vfbench.spec import CellSpec, MeasureSettings, _Frozen
 
@@ -26,22 +27,30 @@ class SweepSpec(_Frozen):
     skip_after_oom: bool = True
     executor: str = "local"
     measure: MeasureSettings = field(default_factory=MeasureSettings)
+    estimate: bool = True  # estimate each cell's peak before running it (issue #4)
+    skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
         d["measure"] = self.measure.to_dict()
+        d["slurm"] = self.slurm.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, data: dict) -> "SweepSpec":
         data = dict(data)
         data["measure"] = MeasureSettings.from_dict(data.get("measure", {}))
+        data["slurm"] = SlurmSettings.from_dict(data.get("slurm", {}))
         return super().from_dict(data)
 
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
         return [
-            CellSpec(self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure)
+            CellSpec(
+                self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure,
+                estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom,
+            )
             for m in self.methods
             for t in self.frames
         ]
@@ -83,30 +92,47 @@ def run_sweep(sweep: SweepSpec, store: RunStore, executor, progress: Progress | 
     def on_term(signum, frame):
         raise Interrupted(signal.Signals(signum).name)
 
+    def oom_skip(cell: CellSpec) -> Record | None:
+        first_oom = oom_at.get(cell.method)
+        if sweep.skip_after_oom and first_oom is not None and cell.frames > first_oom:
+            return Record.for_cell(
+                cell, "skipped", f"{cell.method} ran out of memory at {first_oom} frames (--no-skip-after-oom runs it)"
+            )
+        return None
+
+    def finish(cell: CellSpec, record: Record, measured: bool) -> None:
+        store.append(record)
+        existing[cell.key] = record
+        if record.status == "oom":
+            oom_at[cell.method] = min(oom_at.get(cell.method, cell.frames), cell.frames)
+        progress.cell_finished(cell, record, measured)
+
     old = signal.signal(signal.SIGTERM, on_term)
     try:
-        for cell in todo:
-            progress.cell_started(cell)
-            first_oom = oom_at.get(cell.method)
-            if sweep.skip_after_oom and first_oom is not None and cell.frames > first_oom:
-                record = Record.for_cell(
-                    cell, "skipped", f"{cell.method} ran out of memory at {first_oom} frames (--no-skip-after-oom runs it)"
-                )
-                measured = False
-            else:
-                t0 = time.time()
-                try:
+        if hasattr(executor, "run_batch"):
+            # Executors that run cells in parallel (a cluster) get one wave per frame count, smallest
+            # first, so an OOM at T still skips the larger T of the same method.
+            for frames in sweep.frames:
+                wave = []
+                for cell in (c for c in todo if c.frames == frames):
+                    skipped = oom_skip(cell)
+                    if skipped is not None:
+                        finish(cell, skipped, False)
+                    else:
+                        wave.append(cell)
+                if wave:
+                    executor.run_batch(wave, lambda cell, record: finish(cell, record, True))
+        else:
+            for cell in todo:
+                progress.cell_started(cell)
+                record = oom_skip(cell)
+                measured = record is None
+                if record is None:
+                    t0 = time.time()
                     record = executor.run(cell)
-                except KeyboardInterrupt:
-                    raise Interrupted("SIGINT") from None
-                measured = True
-                if record.cell_s is None:
-                    record = record.replace(cell_s=round(time.time() - t0, 3))
-            store.append(record)
-            existing[cell.key] = record
-            if record.status == "oom":
-                oom_at[cell.method] = min(oom_at.get(cell.method, cell.frames), cell.frames)
-            progress.cell_finished(cell, record, measured)
+                    if record.cell_s is None:
+                        record = record.replace(cell_s=round(time.time() - t0, 3))
+                finish(cell, record, measured)
     except KeyboardInterrupt:
         raise Interrupted("SIGINT") from None
     finally:
