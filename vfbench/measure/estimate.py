@@ -24,7 +24,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from vfbench.measure import estimate_cuda as cu
 from vfbench.measure.analytic import analytic_peak
-from vfbench.measure.memory import CATEGORIES, MIB, MemoryBreakdown, _optimizer_tensors, _storage_keys
+from vfbench.measure.memory import MIB, MemoryBreakdown, track_peak
 from vfbench.models import build_model, count_params
 from vfbench.spec import CellSpec
 from vfbench.step import Setup, analytic_step_flops, cell_problems, configured_spec, make_optimizer, synthetic_batch, train_step
@@ -220,23 +220,8 @@ def _create_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optim
 def _traced_peak(setup: Setup, tracker: cu.FakeStepTracker, policy) -> tuple[MemoryBreakdown, str]:
     """measure.memory.track_peak with a given tracker: register the static state, trace one step,
     attribute what is live at the peak."""
-    model, opt = setup.model, setup.optimizer
-    params = list(model.parameters()) + list(model.buffers())
-    tracker.register(params, "parameters")
-    tracker.register([p.grad for p in params if p.grad is not None], "gradients")
-    tracker.register(_optimizer_tensors(opt), "optimizer")
-    tracker.register([setup.video, setup.ids], "inputs")
-    with policy, tracker:
-        train_step(setup, tracker.set_phase)
-    grads = _storage_keys(p.grad for p in params if p.grad is not None)
-    opt_keys = _storage_keys(_optimizer_tensors(opt))
-    key_of = {id(e): k for k, e in tracker.entries.items()}
-    totals = dict.fromkeys(CATEGORIES, 0)
-    for _, e in tracker.live_at_peak():
-        cat = e.category
-        if cat in ("forward", "backward", "optimizer", "idle"):
-            key = key_of.get(id(e))
-            cat = "gradients" if key in grads else "optimizer" if key in opt_keys else "activations" if cat == "forward" else "temporaries"
-        totals[cat] += e.nbytes
+    params = list(setup.model.parameters()) + list(setup.model.buffers())
+    peak = track_peak(lambda phase: train_step(setup, phase), params, setup.optimizer, [setup.video, setup.ids],
+                      tracker=tracker, context=policy)
     tracker.detach()
-    return MemoryBreakdown(**{f"{k}_mib": v / MIB for k, v in totals.items()}), tracker.peak_phase
+    return peak.breakdown, peak.peak_phase

@@ -11,6 +11,7 @@ the NVML device-wide `used` figure sampled during the step (which includes the C
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from dataclasses import dataclass
@@ -123,21 +124,24 @@ def track_peak(
     params: list[torch.Tensor],
     optimizer: torch.optim.Optimizer | None,
     inputs: list[torch.Tensor],
+    tracker: LiveTensorTracker | None = None,
+    context: contextlib.AbstractContextManager | None = None,
 ) -> TrackedPeak:
     """Run `step(phase)` once under the tracker and return its peak of live tensor bytes.
 
     The parameters, existing gradients, optimizer state and inputs are registered first, so the
     peak counts everything a steady step holds. Gradients and optimizer state created during the step
-    are recognised afterwards by identity.
+    are recognised afterwards by identity. `tracker` may be a subclass (the estimate's fake-step tracker)
+    and `context` is entered around the step with it.
     """
-    tracker = LiveTensorTracker()
+    tracker = tracker or LiveTensorTracker()
     tracker.register(params, "parameters")
     tracker.register([p.grad for p in params if p.grad is not None], "gradients")
     opt_state = _optimizer_tensors(optimizer)
     tracker.register(opt_state, "optimizer")
     tracker.register(inputs, "inputs")
     baseline = tracker.current
-    with tracker:
+    with context or contextlib.nullcontext(), tracker:
         step(tracker.set_phase)
     grads = _storage_keys(p.grad for p in params if p.grad is not None)
     opt_keys = _storage_keys(_optimizer_tensors(optimizer))

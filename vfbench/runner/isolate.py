@@ -38,7 +38,7 @@ def _context():
     return _forkserver
 
 
-def _tail(path: Path, lines: int = 12) -> str:
+def log_tail(path: Path, lines: int = 12) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
@@ -119,7 +119,7 @@ class CellProcess:
                 return Record.from_dict(json.loads(self.result_path.read_text()))
             except (json.JSONDecodeError, TypeError) as exc:
                 return Record.for_cell(self.cell, "error", f"unreadable result file: {exc}")
-        tail = _tail(self.log_path)
+        tail = log_tail(self.log_path)
         if rc < 0:
             name = signal_name(-rc)
             hint = " (possibly the kernel's out-of-memory killer)" if name == "SIGKILL" else ""

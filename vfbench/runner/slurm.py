@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfbench.errors import UserError
+from vfbench.runner.isolate import log_tail
 from vfbench.runner.record import Record
 from vfbench.runner.sacct import JobState, sacct_states
 from vfbench.spec import CellSpec, _Frozen
@@ -181,14 +182,6 @@ def _process_started() -> float:
     return started if now - 3600 < started <= now else now
 
 
-def _tail(path: Path, lines: int = 12) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
-
-
 def _array_id(job_id: str) -> str:
     return job_id.split("_")[0]
 
@@ -307,7 +300,7 @@ class SlurmExecutor:
         elif st.state == "OUT_OF_MEMORY":
             status, reason = "oom", f"out of memory: {what}"
         else:
-            tail = _tail(job.paths.stderr) or _tail(job.paths.stdout)
+            tail = log_tail(job.paths.stderr) or log_tail(job.paths.stdout)
             status, reason = "error", f"{what}, without a result\n{tail}".strip()
         return Record.for_cell(cell, status, reason, cell_s=float(st.elapsed_s) if st.elapsed_s else None, slurm_job_id=job.job_id)
 
