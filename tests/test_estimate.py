@@ -199,6 +199,14 @@ def test_estimate_command_text_and_defaults_note(capsys):
     assert "skipped" in out.out  # temporal_only cannot run without factorized attention
 
 
+def test_budgets_accept_decimal_and_binary_units_and_say_which(capsys):
+    assert main(["estimate", "--model", "tiny", "--methods", "joint", "--frames", "4", "--budget", "1MB,1MiB",
+                 "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 MB (decimal units, powers of 1000: 1,000,000 bytes)" in out
+    assert "1 MiB (binary units, powers of 1024: 1,048,576 bytes)" in out
+
+
 @pytest.mark.parametrize("args,message", [
     (["--budget", "16 apples"], "cannot read memory size"),
     (["--device-kind", "tpu"], "unknown --device-kind"),

@@ -239,8 +239,8 @@ def parse_size(text: str) -> tuple[int, str]:
     nbytes = int(float(m[1]) * _UNITS[unit])
     if nbytes <= 0:
         raise UserError(f"memory size {text!r} must be positive")
-    kind = "binary, 2^30" if "i" in unit else "decimal, 10^9"
-    return nbytes, f"{m[1]} {m[2]} ({kind}-based)"
+    kind = "binary units, powers of 1024" if "i" in unit else "decimal units, powers of 1000"
+    return nbytes, f"{m[1]} {m[2]} ({kind}: {nbytes:,} bytes)"
 
 
 # ---------------------------------------------------------------- cells and sweeps
@@ -278,6 +278,7 @@ class CellSpec(_Frozen):
     # How a cell is run, not what is measured, so neither enters `key` (issue #4):
     estimate: bool = True  # record the FakeTensorMode estimate (measure/estimate.py) before measuring
     skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
+    accuracy: bool = False  # also train and evaluate the proxy task (tasks/proxy.py) and record acc_* keys
 
     def to_dict(self) -> dict:
         d = super().to_dict()
