@@ -15,7 +15,7 @@ def run_cli(*args, cwd=None, timeout=300):
 
 def test_run_two_cells_end_to_end(tmp_path):
     p = run_cli("run", "--model", "tiny", "--methods", "joint", "--frames", "4,8", "--out", str(tmp_path),
-                "--run-id", "e2e", "--min-seconds", "0", "--min-repeats", "2", "--no-report")
+                "--run-id", "e2e", "--min-seconds", "0", "--min-repeats", "2", "--no-report", "--no-accuracy")
     assert p.returncode == 0, p.stderr
     lines = (tmp_path / "e2e" / "records.jsonl").read_text().splitlines()
     assert len(lines) == 2
@@ -29,7 +29,7 @@ def test_run_two_cells_end_to_end(tmp_path):
 
 def test_yaml_config_and_command_line_precedence(tmp_path):
     cfg = tmp_path / "sweep.yaml"
-    cfg.write_text("model: tiny\nframes: 2..4\nmethods: joint\nmin-seconds: 0\nmin_repeats: 2\nreport: false\n")
+    cfg.write_text("model: tiny\nframes: 2..4\nmethods: joint\nmin-seconds: 0\nmin_repeats: 2\nreport: false\naccuracy: false\n")
     p = run_cli("run", "--config", str(cfg), "--frames", "4", "--out", str(tmp_path), "--run-id", "y")
     assert p.returncode == 0, p.stderr
     info = json.loads((tmp_path / "y" / "run.json").read_text())
@@ -51,6 +51,7 @@ BAD = [
     (["run", "--methods", "mask(ratio=-0.1)"], "ratio"),
     (["run", "--methods", "joint+frame_avg"], "conflicting methods"),
     (["run", "--frames", "4.5"], "cannot read frames"),
+    (["run", "--accuracy", "most"], "accepted: on, all, off"),
     (["list", "zzz*"], "no method matches"),
     (["list", "--axis", "tokenz"], "unknown axis 'tokenz' (did you mean 'tokens'?)"),
 ]

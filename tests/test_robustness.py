@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-BASE = ["--model", "tiny", "--min-seconds", "0", "--min-repeats", "2", "--warmup", "2", "--no-report"]
+BASE = ["--model", "tiny", "--min-seconds", "0", "--min-repeats", "2", "--warmup", "2", "--no-report", "--no-accuracy"]
 
 
 def start(out, run_id, frames, methods="joint", faults=None, extra=()):

@@ -142,7 +142,7 @@ def test_killed_sweep_resumes_with_one_record_per_cell(tmp_path):
     """SIGKILL the whole sweep halfway, then resume: every cell has exactly one record."""
     out = tmp_path / "out"
     args = [sys.executable, "-m", "vfbench", "run", "--model", "tiny", "--methods", "joint", "--frames", "2..32",
-            "--out", str(out), "--run-id", "r", "--min-seconds", "0", "--min-repeats", "2", "--no-report"]
+            "--out", str(out), "--run-id", "r", "--min-seconds", "0", "--min-repeats", "2", "--no-report", "--no-accuracy"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = out / "r" / "records.jsonl"
     deadline = time.time() + 120
@@ -189,3 +189,25 @@ def test_batch_executors_get_waves_by_frame_count_and_keep_oom_skips(tmp_path, m
     status = {(r.method, r.frames): r.status for r in records}
     assert status[("mask(ratio=0.5)", 4)] == "oom" and status[("mask(ratio=0.5)", 8)] == "skipped"
     assert len(store.records()) == 6 and all(status[("joint", t)] == "ok" for t in (2, 4, 8))
+
+
+def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
+    """--accuracy puts the proxy's acc_* keys in the record next to memory and time (tiny proxy budget)."""
+    monkeypatch.setenv("VFBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VFBENCH_PROXY_BUDGET", json.dumps(
+        {"steps": 3, "batch": 8, "warmup": 1, "stage1_steps": 2, "stage1_batch": 8, "eval_queries": 12}))
+    store = RunStore(tmp_path / "run")
+    store.create({})
+    sweep = _sweep(frames=(4, 8), accuracy="all", estimate=False)
+    records = run_sweep(sweep, store, LocalExecutor(300, tmp_path))
+    r4, r8 = records
+    assert r8.status == "ok" and r8.peak_allocated_mib > 0 and r8.step_ms_median > 0
+    for key in ("acc_r1_random", "acc_r1_temporal", "acc_r1_spatial", "acc_r1_shuffled", "acc_r1_single_frame",
+                "acc_chance_random", "acc_chance_temporal", "acc_steps"):
+        assert key in r8.extra, key
+    assert r8.extra["acc_steps"] == 3 and 0 <= r8.extra["acc_r1_random"] <= 1
+    assert r4.status == "ok" and "acc_reason" in r4.extra  # 4 frames cannot hold the task's events
+    off = _sweep(frames=(8,)).cells()
+    assert not any(c.accuracy for c in off)
+    cpu_default = _sweep(methods=("joint", "effshortvivit", "lora"), frames=(8, 16), accuracy="on").cells()
+    assert {(c.method, c.frames) for c in cpu_default if c.accuracy} == {("joint", 8), ("effshortvivit", 8)}

@@ -25,7 +25,7 @@ from vfbench.runner.store import RunStore
 from vfbench.runner.sweep import SweepSpec, method_labels
 
 REQUIRE = "VFBENCH_REQUIRE_SLURM"
-FAST = ["--model", "tiny", "--device", "cpu", "--batch", "2", "--warmup", "2", "--min-repeats", "2",
+FAST = ["--model", "tiny", "--device", "cpu", "--no-accuracy", "--batch", "2", "--warmup", "2", "--min-repeats", "2",
         "--min-seconds", "0", "--no-report"]
 MASK = method_labels("mask")[0]  # mask(ratio=0.5)
 LORA = method_labels("lora")[0]

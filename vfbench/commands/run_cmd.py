@@ -33,6 +33,8 @@ OPTIONS = {
     "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU)"),
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
+    "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "
+                 "the recipes at the smallest frame count) | all (every cell) | off; --no-accuracy = off"),
     "report": (True, "write the report into the run folder at the end"),
 }
 
@@ -46,6 +48,9 @@ def add_parser(sub):
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"{help_text} (default: {'on' if default else 'off'})")
+        elif name == "accuracy":
+            p.add_argument(flag, dest=name, nargs="?", const="on", default=None, metavar="on|all|off", help=help_text)
+            p.add_argument("--no-accuracy", dest=name, action="store_const", const="off", help="no proxy accuracy")
         elif isinstance(default, tuple):  # a list: several values after one flag, or the flag repeated
             p.add_argument(flag, dest=name, nargs="+", action="extend", default=None, metavar="KEY=VALUE", help=help_text)
         else:
@@ -105,6 +110,13 @@ def build_sweep(o: dict):
         raise UserError(f"unknown executor {o['executor']!r}; accepted: {', '.join(EXECUTORS)}")
     slurm, slurm_notes = slurm_settings(o, device, str(o["executor"]))
     notes += slurm_notes
+    accuracy = {True: "on", False: "off"}.get(o["accuracy"], o["accuracy"])  # YAML may say true / false
+    if accuracy not in ("on", "all", "off"):
+        raise UserError(f"--accuracy {accuracy!r} is not accepted; accepted: on, all, off (or --no-accuracy)")
+    if accuracy == "on" and device == "cpu":
+        from vfbench.tasks.proxy import CPU_SUBSET_NOTE
+
+        notes.append(f"proxy accuracy: {CPU_SUBSET_NOTE}")
     base = MeasureSettings.for_device(device)
     measure = MeasureSettings(
         warmup_steps=base.warmup_steps if o["warmup"] is None else _number("warmup", o["warmup"], int),
@@ -126,6 +138,7 @@ def build_sweep(o: dict):
         skip_after_oom=bool(o["skip_after_oom"]),
         estimate=bool(o["estimate"]),
         skip_predicted_oom=bool(o["skip_predicted_oom"]),
+        accuracy=accuracy,
         executor=str(o["executor"]),
         measure=measure,
         slurm=slurm,

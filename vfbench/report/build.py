@@ -100,7 +100,7 @@ def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     if not keys:
         return (Note("Accuracy was not measured in this run (no acc_* keys in its records), so there is no "
                      "accuracy–memory plot or Pareto front; run the proxy-accuracy task to add it."),)
-    blocks = []
+    blocks = [_accuracy_coverage(run)]
     for key in keys:
         blocks += _saved(accuracy.accuracy_vs_memory(run, key), plot_dir, root)
     front = accuracy.pareto_table(run)
@@ -109,6 +109,22 @@ def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     for key in keys:
         blocks += _pair(run, key)
     return tuple(blocks)
+
+
+def _accuracy_coverage(run: Run) -> Note:
+    """Which cells carry proxy accuracy, and why (the CPU default trains a documented subset)."""
+    with_acc = sum(1 for r in run.records if any(k.startswith("acc_r1") for k in r.extra))
+    mode = run.info.sweep.get("accuracy")
+    text = f"Proxy accuracy (vfbench/tasks: synthetic event-order retrieval) is in {with_acc} of {len(run.records)} cells"
+    if mode == "on" and run.info.sweep.get("device") == "cpu":
+        from vfbench.tasks.proxy import CPU_SUBSET_NOTE
+
+        text += f": {CPU_SUBSET_NOTE}."
+    elif mode:
+        text += f" (--accuracy {mode})."
+    else:
+        text += "."
+    return Note(text)
 
 
 def _run_section(run: Run) -> Section:

@@ -3,6 +3,8 @@ function runs in-process, in a local worker process, or on a cluster node."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import traceback
 
@@ -17,6 +19,9 @@ from vfbench.runner.faults import fault_for, inject
 from vfbench.runner.record import Record
 from vfbench.spec import CellSpec
 from vfbench.step import analytic_step_flops, build_setup, cell_problems, configured_spec, train_step
+
+
+PROXY_BUDGET_ENV = "VFBENCH_PROXY_BUDGET"  # JSON of ProxyBudget fields that replace the defaults
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -48,11 +53,33 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         pre = estimate_before_run(cell, cell.skip_predicted_oom) if cell.estimate else None
         if pre is not None and pre.skip_reason:
             return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.keys)
-        return _measure(cell, comp, started, pre.keys if pre else {})
+        record = _measure(cell, comp, started, pre.keys if pre else {})
+        if cell.accuracy and record.status == "ok":
+            record = record.replace(extra={**record.extra, **_accuracy(cell)}, cell_s=round(time.time() - started, 3))
+        return record
     except Exception as exc:  # the cell's own failure is data, not a crash of the sweep
         if is_oom(exc):
             return Record.for_cell(cell, "oom", f"out of memory: {str(exc).splitlines()[0][:300]}")
         return Record.for_cell(cell, "error", error_tail(exc), cell_s=round(time.time() - started, 3))
+
+
+def _accuracy(cell: CellSpec) -> dict:
+    """Proxy accuracy next to memory and time (issue #9). Its failure is recorded, never fatal to the
+    measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise."""
+    from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy
+
+    budget = default_budget(cell.device)
+    override = os.environ.get(PROXY_BUDGET_ENV)
+    if override:  # smaller budgets for tests and quick looks; the record carries the budget used (acc_*)
+        budget = ProxyBudget.from_dict({**budget.to_dict(), **json.loads(override)})
+    try:
+        return measure_accuracy(cell, budget)
+    except ProxyUnsupported as exc:
+        return {"acc_reason": str(exc)}
+    except Exception as exc:
+        if is_oom(exc):
+            return {"acc_reason": f"out of memory while training the proxy: {str(exc).splitlines()[0][:200]}"}
+        return {"acc_error": error_tail(exc)}
 
 
 def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:

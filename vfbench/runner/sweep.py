@@ -29,6 +29,9 @@ class SweepSpec(_Frozen):
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     estimate: bool = True  # estimate each cell's peak before running it (issue #4)
     skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
+    # Proxy accuracy (issue #9): "on" = every cell on CUDA, the documented subset on CPU
+    # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
+    accuracy: str = "off"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
 
     def to_dict(self) -> dict:
@@ -46,14 +49,25 @@ class SweepSpec(_Frozen):
 
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
+        trained = self.accuracy_cells()
         return [
             CellSpec(
                 self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure,
-                estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom,
+                estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom, accuracy=(m, t) in trained,
             )
             for m in self.methods
             for t in self.frames
         ]
+
+    def accuracy_cells(self) -> set[tuple[str, int]]:
+        """(method, frames) cells whose record also gets proxy accuracy."""
+        if self.accuracy == "off":
+            return set()
+        if self.accuracy == "all" or self.device == "cuda":
+            return {(m, t) for m in self.methods for t in self.frames}
+        from vfbench.tasks.proxy import cpu_default_subset
+
+        return set(cpu_default_subset(list(self.methods), list(self.frames)))
 
 
 def method_labels(text: str) -> tuple[str, ...]:

@@ -1,0 +1,129 @@
+"""Proxy accuracy: evaluation on hand-built cases, the stage-1 cache, weight transfer, the interface."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vfbench.models import build_model
+from vfbench.registry import compose
+from vfbench.spec import CellSpec
+from vfbench.tasks import pretrain
+from vfbench.tasks.evaluate import group_recall, recall_at_1
+from vfbench.tasks.pretrain import default_cache_dir, inflate_patch_kernel, init_from_image, resample_grid
+from vfbench.tasks.proxy import (
+    ProxyBudget, ProxyUnsupported, cpu_default_subset, default_budget, measure_accuracy, proxy_spec,
+)
+from vfbench.tasks.schedule import lr_factor
+
+# A budget that exercises every stage in a few seconds; it learns nothing, which is not what is tested.
+TINY = ProxyBudget(steps=3, batch=24, warmup=1, stage1_steps=2, stage1_batch=16, width=32, heads=2, eval_queries=12)
+KEYS = [f"acc_{p}_{g}" for p in ("r1", "chance") for g in ("random", "temporal", "spatial", "shuffled", "single_frame")]
+
+
+def cell(method="joint", frames=6, seed=0, device="cpu"):
+    return CellSpec("small", method, frames, 2, "fp32", device, seed)
+
+
+def test_recall_at_1_on_a_known_similarity_matrix():
+    sim = torch.tensor([
+        [0.9, 0.1, 0.2],  # target 0 on top: 1
+        [0.5, 0.4, 0.3],  # target 1 below 0: 0
+        [0.2, 0.7, 0.7],  # target 2 tied with 1 at the top: 1/2
+        [0.3, 0.3, 0.3],  # all tied: 1/3 (chance, as a bag-of-frames model on permuted clips)
+    ])
+    r = recall_at_1(sim, torch.tensor([0, 1, 2, 0]))
+    assert torch.allclose(r, torch.tensor([1.0, 0.0, 0.5, 1 / 3]))
+
+
+def test_group_recall_ranks_within_each_group_only():
+    e = torch.eye(4)
+    text = torch.stack([e[0:1], e[2:3]])  # (2 groups, 1 query, E)
+    video = torch.stack([torch.stack([e[1], e[0]]), torch.stack([e[2], e[3]])])  # (2, 2, E)
+    # group 0's query matches its clip 1; group 1's matches its clip 0. Clips of other groups never count.
+    assert group_recall(text, video, torch.tensor([[1], [0]])).tolist() == [1.0, 1.0]
+    assert group_recall(text, video, torch.tensor([[0], [1]])).tolist() == [0.0, 0.0]
+
+
+def test_lr_schedule():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10, "cosine") < 0.01
+    assert lr_factor(50, 100, 10, "constant") == 1.0
+    with pytest.raises(ValueError):
+        lr_factor(0, 10, 1, "linear")
+
+
+def test_coarse_patch_starts_as_the_mean_of_the_fine_patches():
+    fine = torch.randn(5, 3, 1, 8, 8)
+    coarse = inflate_patch_kernel(fine, torch.Size([5, 3, 4, 16, 16]))
+    clip = torch.randn(1, 3, 4, 16, 16)
+    out = torch.nn.functional.conv3d(clip, coarse, stride=(4, 16, 16)).flatten()
+    frames = [torch.nn.functional.conv2d(clip[:, :, t], fine[:, :, 0], stride=8) for t in range(4)]  # (1, 5, 2, 2)
+    assert torch.allclose(out, torch.stack(frames).mean(dim=(0, 3, 4)).flatten(), atol=1e-5)
+    table = torch.arange(16.0)[:, None].expand(16, 2)  # 4x4 grid -> 2x2 grid: means of 2x2 blocks
+    assert resample_grid(table, 4)[:, 0].tolist() == [2.5, 4.5, 10.5, 12.5]
+
+
+def test_transfer_copies_the_image_backbone():
+    spec = proxy_spec(TINY)
+    image = build_model(pretrain.image_spec(spec))
+    video = build_model(compose("joint").configure(spec))
+    missing = init_from_image(video, image.state_dict())
+    assert missing == ["video.patch.pos_time"]
+    assert torch.equal(video.video.blocks[1].mlp.fc2.weight, image.video.blocks[1].mlp.fc2.weight)
+    fst = build_model(compose("factorized_self_attention").configure(spec))
+    missing = init_from_image(fst, image.state_dict())
+    assert torch.equal(fst.video.blocks[0].attn_t.qkv.weight, image.video.blocks[0].attn.qkv.weight)
+    assert all(".attn_t." not in m for m in missing)
+
+
+def test_metrics_cache_and_repeatability(tmp_path, monkeypatch):
+    first = measure_accuracy(cell(), TINY, tmp_path)
+    assert all(k in first for k in KEYS)
+    assert first["acc_chance_random"] == pytest.approx(1 / 32) and first["acc_chance_temporal"] == pytest.approx(1 / 6)
+    assert first["acc_stage1_cached"] is False and first["acc_steps"] == 3 and first["acc_schedule"] == "cosine"
+    assert len(list(tmp_path.glob("stage1-*.pt"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("stage 1 ran again although it is cached")
+
+    monkeypatch.setattr(pretrain, "train_image_model", no_training)
+    second = measure_accuracy(cell(), TINY, tmp_path)
+    assert second["acc_stage1_cached"] is True
+    for k in KEYS + ["acc_loss_final"]:  # same seed, same numbers
+        assert second[k] == first[k], k
+    monkeypatch.undo()
+    other = measure_accuracy(cell(seed=1), TINY, tmp_path)  # a new seed is a new stage-1 key
+    assert other["acc_stage1_cached"] is False and len(list(tmp_path.glob("stage1-*.pt"))) == 2
+
+
+def test_methods_run_on_the_proxy(tmp_path):
+    for method in ("effshortvivit", "lora", "coarse_spatial"):
+        out = measure_accuracy(cell(method, frames=8), TINY, tmp_path)
+        assert 0.0 <= out["acc_r1_temporal"] <= 1.0
+
+
+def test_unsupported_cells_raise_with_reasons(tmp_path):
+    with pytest.raises(ProxyUnsupported, match="xformers"):
+        measure_accuracy(cell("attn_kernel(kind=xformers)"), TINY, tmp_path)
+    with pytest.raises(ProxyUnsupported, match="multiple of the tubelet"):
+        measure_accuracy(cell(frames=7), TINY, tmp_path)
+    with pytest.raises(ProxyUnsupported, match="cannot hold"):
+        measure_accuracy(cell(frames=4), TINY, tmp_path)
+
+
+def test_cpu_default_subset_and_budget():
+    subset = cpu_default_subset(["joint", "frame_avg", "effshortvivit", "mask(ratio=0.5)", "lora"], [32, 16])
+    assert subset == [("joint", 16), ("frame_avg", 16), ("effshortvivit", 16)]
+    assert cpu_default_subset(["joint"], []) == []
+    budget = default_budget("cpu")
+    assert ProxyBudget.from_dict(budget.to_dict()) == budget
+    assert default_budget("cpu") == ProxyBudget()
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("VFBENCH_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("VFBENCH_CACHE")
+    assert default_cache_dir().parts[-3:] == (".cache", "vfbench", "proxy")

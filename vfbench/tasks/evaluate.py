@@ -1,0 +1,71 @@
+"""Text->video R@1 on the galleries, with every token (model.eval(): masking hooks are train-only).
+
+Ties are scored fairly: a query whose clip ties with k-1 others for the top score counts 1/k, so a
+model that cannot tell a group apart (a bag-of-frames model on the temporal gallery) scores chance
+exactly, not 0 or 1 depending on the tie-break.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from vfbench.tasks.galleries import GallerySizes, gallery_chunks, middle_frame, shuffle_frames
+from vfbench.tasks.synthetic import TaskConfig, seeded
+
+EVAL_BATCH = 192  # clips per forward pass
+
+
+def recall_at_1(sim: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """sim (Q, G) query-by-candidate scores, target (Q,) -> (Q,) per-query R@1 in [0, 1] (ties share)."""
+    best = sim.max(dim=1).values  # (Q,)
+    hit = sim.gather(1, target[:, None])[:, 0] == best
+    ties = (sim == best[:, None]).sum(dim=1)
+    return hit.float() / ties.float()
+
+
+def group_recall(text: torch.Tensor, video: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """text (n, Q, E), video (n, G, E), target (n, Q) -> per-query R@1 (n·Q,) within each group."""
+    sim = torch.einsum("nqe,nge->nqg", text, video)  # (n, Q, G)
+    return recall_at_1(sim.reshape(-1, sim.shape[-1]), target.reshape(-1))
+
+
+@torch.no_grad()
+def embed_videos(model, video: torch.Tensor, device: torch.device, autocast_dtype=None) -> torch.Tensor:
+    out = []
+    for i in range(0, video.shape[0], EVAL_BATCH):
+        clip = video[i : i + EVAL_BATCH].to(device)
+        ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+        with ctx:
+            out.append(model.embed_video(clip).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int, device: torch.device,
+             autocast_dtype=None) -> dict[str, float]:
+    """R@1 on the random, temporal and spatial galleries, plus the shuffled-frames and middle-frame
+    controls on the temporal gallery; and the chance level of each."""
+    was_training = model.training
+    model.eval()
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("random", "temporal", "spatial", "shuffled", "single_frame")}
+    for kind in ("random", "temporal", "spatial"):
+        for i, chunk in enumerate(gallery_chunks(cfg, kind, frames, sizes, seed)):
+            n, G = chunk.ids.shape[0], chunk.group_size
+            text = model.embed_text(chunk.ids.reshape(-1, chunk.ids.shape[-1]).to(device)).float().cpu()
+            text = text.reshape(n, chunk.ids.shape[1], -1)
+            views = {kind: chunk.video}
+            if kind == "temporal":
+                views["shuffled"] = shuffle_frames(chunk.video, seeded(seed, 99, i))
+                views["single_frame"] = middle_frame(chunk.video)
+            for name, video in views.items():
+                emb = embed_videos(model, video, device, autocast_dtype).reshape(n, G, -1)
+                scores[name].append(group_recall(text, emb, chunk.target))
+    model.train(was_training)
+    out = {}
+    for name, parts in scores.items():
+        out[f"acc_r1_{name}"] = round(float(torch.cat(parts).mean()), 4)
+        size = sizes.random if name == "random" else sizes.spatial if name == "spatial" else sizes.temporal
+        out[f"acc_chance_{name}"] = 1.0 / size
+    return out
