@@ -10,6 +10,15 @@ and the masks; the evaluation galleries use `budget.eval_seed`, so seeds differ 
 
 A cell whose methods cannot run on the proxy (e.g. xformers attention on a CPU) raises
 `ProxyUnsupported` with the methods' own reasons; the runner records them.
+
+Budget (`ProxyBudget`, the same on every device): issue 9's measured set-up (batch 128 of fresh clips,
+half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 500 steps instead of
+the prototype's 800, which the honesty checks still pass with the stage-1 init
+(results/proxy-honesty/honesty.md); plus gradient clipping at norm 1, without which FST with 75%
+masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~20-30 s, once per
+seed): 300 left the image model at chance on shape and position. Cost of one stage-2 step on 2
+otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16 frames and 0.37 s at 32,
+frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.08 s to draw the batch.
 """
 
 from __future__ import annotations
