@@ -39,3 +39,22 @@ def pytest_collection_modifyitems(config, items):
 def _no_fault_plan(monkeypatch):
     monkeypatch.delenv("VFBENCH_TEST_FAULTS", raising=False)
     monkeypatch.setenv("CI", os.environ.get("CI", "true"))
+
+
+def write_plugin(root, package: str, method: str) -> None:
+    """A third party's installed package under `root` (put it on sys.path): it registers `method` (axis
+    runtime) through the vfbench.methods entry-point group, as `pip install` would leave it."""
+    pkg = root / package
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from vfbench.registry import Method, register_method\n\n\n"
+        "@register_method\n"
+        "class ThirdPartyMethod(Method):\n"
+        f"    name = {method!r}\n"
+        "    axis = 'runtime'\n"
+        "    summary = \"a third party's method\"\n"
+    )
+    dist = root / f"{package}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[vfbench.methods]\nplugin = {package}\n")

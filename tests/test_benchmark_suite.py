@@ -4,8 +4,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from tests.conftest import write_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,19 +41,6 @@ def test_plain_pytest_does_not_collect_benchmarks():
 
 
 def test_third_party_methods_join_the_suite(tmp_path):
-    pkg = tmp_path / "benchplugin_vf"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
-        from vfbench.registry import Method, register_method
-
-        @register_method
-        class Plug(Method):
-            name = "benchplugin_method"
-            axis = "runtime"
-    '''))
-    dist = tmp_path / "benchplugin_vf-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: benchplugin-vf\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[vfbench.methods]\nplug = benchplugin_vf\n")
+    write_plugin(tmp_path, "benchplugin_vf", "benchplugin_method")
     p = run_pytest(["--benchmark", "--collect-only", "-q"], {"PYTHONPATH": str(tmp_path)})
     assert "test_method_step[benchplugin_method-T4]" in p.stdout, p.stdout[-2000:]

@@ -1,8 +1,8 @@
 import sys
-import textwrap
 
 import pytest
 
+from tests.conftest import write_plugin
 from vfbench import registry
 from vfbench.errors import UserError
 from vfbench.registry import Method, compose, expand_methods, get_method, list_methods, register_method
@@ -67,21 +67,7 @@ def test_all_expands_to_every_method_and_recipe():
 
 def test_entry_point_registration(tmp_path, monkeypatch):
     """A third party's package registers a method through the vfbench.methods entry-point group."""
-    pkg = tmp_path / "thirdparty_vf"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
-        from vfbench.registry import Method, register_method
-
-        @register_method
-        class Mine(Method):
-            name = "thirdparty_mine"
-            axis = "runtime"
-            summary = "a third party's method"
-    '''))
-    dist = tmp_path / "thirdparty_vf-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-vf\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[vfbench.methods]\nmine = thirdparty_vf\n")
+    write_plugin(tmp_path, "thirdparty_vf", "thirdparty_mine")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_loaded", False)
     try:
