@@ -34,11 +34,9 @@ PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
     "repeat": [("joint", 16, 0)],
     "seeds": [("joint", 16, 1), ("joint", 16, 2)],
     "spatial": [("coarse_spatial", 16, 0), ("coarse_temporal", 16, 0)],
-    "masking": [(m, 16, 0) for m in (
-        "mask(ratio=0.5)", "effshortvivit",
-        "factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)", "factorized_self_attention+mask(ratio=0.75)",
-        "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)",
-    )],
+    "masking": [(m, 16, 0) for m in ("mask(ratio=0.5)", "effshortvivit", "factorized_self_attention",
+                                     "factorized_self_attention+mask(ratio=0.5)", "factorized_self_attention+mask(ratio=0.75)",
+                                     "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)")],
     "peft": [(m, 16, 0) for m in ("adapter", "lora", "fst_temporal")],
     "extra": [(m, 16, 0) for m in ("coarse_both", "tubevit", "longvivit", "tube_mask(ratio=0.75)", "factorized_encoder")],
     "example": [(m, t, 0) for t in (16, 32) for m in ("joint", "frame_avg", "effshortvivit")],
@@ -56,9 +54,8 @@ def plan_budget(plan: str):
 
 
 def load_cells() -> list[dict]:
-    if not CELLS_FILE.exists():
-        return []
-    return [json.loads(line) for line in CELLS_FILE.read_text().splitlines() if line.strip()]
+    text = CELLS_FILE.read_text() if CELLS_FILE.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def run(plans: list[str], model: str) -> None:
@@ -135,6 +132,10 @@ def honesty_lines(cells: list[dict]) -> list[str]:
         f"- **temporal** — temporal-hard gallery (chance {chance_t:.3f}): frame_avg {r1(avg, 'temporal')} (need <= chance + {NEAR_CHANCE}), "
         f"joint {r1(joint, 'temporal')} (need >= chance + {FAR_ABOVE}), joint on shuffled frames {r1(joint, 'shuffled')} "
         f"(need <= chance + {NEAR_CHANCE}); joint on the middle frame alone {r1(joint, 'single_frame')}: {verdict(ok)}")
+    out.append("  - controls: shuffling frames destroys order but also splits 2-frame events across tubelets (partly a "
+               "distribution shift). At T = 16 the middle frame is empty in half of the temporal groups (start frames are shared, "
+               "so all six clips tie: 1/6 credit, 0.083 of the total) and shows the middle event otherwise; R@1 near 0.083 "
+               "means those static one-event clips almost never win.")
     cs, ct = first_run(cells, "coarse_spatial"), first_run(cells, "coarse_temporal")
     if joint and cs and ct:
         loss_s, loss_t = joint["acc_r1_spatial"] - cs["acc_r1_spatial"], joint["acc_r1_spatial"] - ct["acc_r1_spatial"]
