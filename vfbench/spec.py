@@ -18,6 +18,9 @@ from vfbench.errors import UserError, closest
 SCHEMA_VERSION = 1
 DTYPES = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+# What `vfbench run` (and `vfbench estimate`, which plans such a run) uses per device when not told:
+# (model preset, batch, dtype).
+RUN_DEFAULTS = {"cuda": ("vit-b", 4, "bf16"), "cpu": ("small", 2, "fp32")}
 
 
 class _Frozen:
@@ -37,11 +40,17 @@ class _Frozen:
             )
         kwargs = {}
         for name, value in data.items():
-            kwargs[name] = _tuplify(value)
+            nested = names[name].default_factory
+            if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, _Frozen):
+                kwargs[name] = nested.from_dict(value)  # a nested frozen spec (e.g. CellSpec.measure)
+            else:
+                kwargs[name] = _tuplify(value)
         return cls(**kwargs)
 
 
 def _plain(value):
+    if isinstance(value, _Frozen):
+        return value.to_dict()
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
@@ -279,17 +288,6 @@ class CellSpec(_Frozen):
     estimate: bool = True  # record the FakeTensorMode estimate (measure/estimate.py) before measuring
     skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
     accuracy: bool = False  # also train and evaluate the proxy task (tasks/proxy.py) and record acc_* keys
-
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        d["measure"] = self.measure.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CellSpec":
-        data = dict(data)
-        data["measure"] = MeasureSettings.from_dict(data.get("measure", {}))
-        return super().from_dict(data)
 
     @property
     def key(self) -> str:

@@ -14,8 +14,8 @@ import sys
 import time
 
 from vfbench.errors import UserError
+from vfbench.spec import RUN_DEFAULTS
 
-RUN_DEFAULTS = {"cuda": ("vit-b", 4, "bf16"), "cpu": ("small", 2, "fp32")}  # what `vfbench run` uses per device
 
 
 def add_parser(sub):

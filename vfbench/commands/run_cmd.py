@@ -91,7 +91,7 @@ def build_sweep(o: dict):
     from vfbench.runner.executors import EXECUTORS
     from vfbench.runner.slurm import slurm_settings
     from vfbench.runner.sweep import SweepSpec, method_labels
-    from vfbench.spec import DTYPES, MeasureSettings, parse_frames
+    from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
     # On a cluster the cells run on its nodes: a login node without a GPU may still ask for --device cuda.
@@ -99,11 +99,11 @@ def build_sweep(o: dict):
     notes = []
     model = o["model"]
     if model is None:
-        model = "vit-b" if device == "cuda" else "small"
+        model = RUN_DEFAULTS[device][0]
         if device == "cpu":
             notes.append("no CUDA device: using the 'small' preset on CPU (pass --model to choose another)")
     get_preset(str(model))
-    dtype = o["dtype"] or ("bf16" if device == "cuda" else "fp32")
+    dtype = o["dtype"] or RUN_DEFAULTS[device][2]
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     if str(o["executor"]) not in EXECUTORS:
@@ -125,7 +125,7 @@ def build_sweep(o: dict):
         max_repeats=base.max_repeats,
         max_seconds=base.max_seconds,
     )
-    batch = o["batch"] if o["batch"] is not None else (4 if device == "cuda" else 2)
+    batch = o["batch"] if o["batch"] is not None else RUN_DEFAULTS[device][1]
     sweep = SweepSpec(
         model=str(model),
         methods=method_labels(str(o["methods"])),

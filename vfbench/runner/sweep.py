@@ -34,19 +34,6 @@ class SweepSpec(_Frozen):
     accuracy: str = "off"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
 
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        d["measure"] = self.measure.to_dict()
-        d["slurm"] = self.slurm.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SweepSpec":
-        data = dict(data)
-        data["measure"] = MeasureSettings.from_dict(data.get("measure", {}))
-        data["slurm"] = SlurmSettings.from_dict(data.get("slurm", {}))
-        return super().from_dict(data)
-
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
         trained = self.accuracy_cells()

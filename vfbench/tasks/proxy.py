@@ -79,17 +79,6 @@ class ProxyBudget(_Frozen):
     eval_seed: int = 20240
     task: TaskConfig = field(default_factory=TaskConfig)
 
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        d["task"] = self.task.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ProxyBudget":
-        data = dict(data)
-        data["task"] = TaskConfig.from_dict(data.get("task", {}))
-        return super().from_dict(data)
-
     @property
     def sizes(self) -> GallerySizes:
         return GallerySizes(queries=self.eval_queries)
