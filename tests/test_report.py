@@ -43,7 +43,8 @@ def not_ok(method, frames, status, reason):
 
 
 def sample_records(acc=False):
-    a = (lambda v: {"acc_r1_random": v, "acc_chance_random": 0.125}) if acc else (lambda v: {})
+    # with the proxy's settings and timings next to the result, as real records carry them
+    a = (lambda v: {"acc_r1_random": v, "acc_chance_random": 0.125, "acc_steps": 250, "acc_train_s": 99 * v}) if acc else (lambda v: {})
     return [
         ok("joint", 4, 1.0, 10, **a(0.50)), ok("joint", 8, 2.0, 20, **a(0.60)), ok("joint", 16, 4.0, 40, **a(0.70)),
         ok("mask(ratio=0.5)", 4, 0.6, 6, **a(0.45)), ok("mask(ratio=0.5)", 8, 1.1, 11, **a(0.58)),
@@ -187,7 +188,10 @@ def test_accuracy_plot_and_pareto_table(tmp_path):
     d = write_run(tmp_path / "acc", sample_records(acc=True))
     write_report(d)
     assert (d / "plots" / "accuracy_vs_memory_r1_random.png").exists()
+    # settings and timings are not accuracies: no plot, no table of them
+    assert sorted(p.name for p in (d / "plots").glob("accuracy_*.png")) == ["accuracy_vs_memory_r1_random.png"]
     md = (d / "report.md").read_text()
+    assert "Accuracy (steps)" not in md and "Accuracy (train s)" not in md
     assert "Accuracy was not measured" not in md and "Pareto front" in md
     assert "mask(ratio=0.5) (2.1 MiB, 0.720)" in md  # the cheapest and most accurate at T = 16
     assert "chance level 0.125" in md

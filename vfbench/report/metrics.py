@@ -1,12 +1,15 @@
 """The metrics reports show and `compare` gates on: name, meaning, which direction is better, how to print.
 
-Record keys carry their units (`peak_allocated_mib`, `step_ms_median`); accuracy keys arrive later as
-extra keys (`acc_r1_random`, `acc_r1_temporal`) and are found by prefix. `acc_chance_*` keys are the
-chance level of a task, a reference line rather than a result, so they are never compared.
+Record keys carry their units (`peak_allocated_mib`, `step_ms_median`); accuracy results arrive as
+extra keys `acc_r<k>_<gallery>` (R@k: `acc_r1_random`, `acc_r1_temporal`) and are found by that pattern.
+`acc_chance_*` keys are the chance level of a gallery, a reference line rather than a result, and the
+other acc_* keys say how the proxy was trained (`acc_steps`, `acc_lr`, `acc_train_s`): both stay in the
+records and are never plotted or compared as accuracy.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -15,6 +18,7 @@ from vfbench.runner.record import Record
 
 ACC_PREFIX = "acc_"
 CHANCE_PREFIX = "acc_chance_"
+ACC_RESULT = re.compile(r"^acc_r\d+_")  # recall@k on a gallery: the accuracy results
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,8 @@ def accuracy_metric(key: str) -> Metric:
 
 
 def accuracy_keys(records: Iterable[Record]) -> tuple[str, ...]:
-    """acc_* keys holding numbers in any record, chance levels excluded."""
-    keys = {
-        k for r in records for k, v in r.extra.items()
-        if k.startswith(ACC_PREFIX) and not k.startswith(CHANCE_PREFIX) and isinstance(v, (int, float))
-    }
+    """acc_r<k>_* keys holding numbers in any record (the results; settings and chance levels excluded)."""
+    keys = {k for r in records for k, v in r.extra.items() if ACC_RESULT.match(k) and isinstance(v, (int, float))}
     return tuple(sorted(keys))
 
 
