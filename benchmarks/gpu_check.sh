@@ -10,7 +10,7 @@ OUT=${OUT:-/tmp/vfbench-gpu}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 VF="python -m vfbench"
-STEPS=${STEPS:-env gpu-tests joint-vitb recipes-vitb estimate-vs-measured pytest-benchmark}
+STEPS=${STEPS:-env gpu-tests joint-vitb estimate-vs-measured recipes-vitb accuracy pytest-benchmark}
 step() { local name=$1 limit=$2; shift 2; case " $STEPS " in *" $name "*) ;; *) echo "== $name (not in STEPS)"; return;; esac; echo "== $name (limit ${limit}s)"; local t0=$SECONDS
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; local rc=$?
   echo "   rc=$rc in $((SECONDS - t0))s"; tail -n 25 "$OUT/$name.log"; }
@@ -19,17 +19,20 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.
 step env 60 $VF env --device cuda --json
 # GPU-only tests (xformers equivalence skips cleanly where xformers is absent).
 step gpu-tests 60 python -m pytest -q -m gpu tests -p no:cacheprovider
-# Issue 2: the joint sweep on CUDA: allocated, reserved and NVML peaks, MFU.
-step joint-vitb 150 $VF run --device cuda --model vit-b --methods joint --frames 16..256 --out "$OUT/runs" --run-id joint-vitb
-# The baseline and the recipes, plus the attention kernels, at 16..128 frames.
-step recipes-vitb 200 $VF run --device cuda --model vit-b --methods 'shortvivit,effshortvivit,longvivit,imagevit,attn_kernel(kind=math),checkpoint' --frames 16..128 --out "$OUT/runs" --run-id recipes-vitb
-# Issue 4: estimate vs max_memory_allocated (skipped if the script is not there yet).
-if [ -f benchmarks/estimate_vs_measured.py ]; then
-  step estimate-vs-measured 150 python benchmarks/estimate_vs_measured.py --device cuda --model vit-b --frames 16..128 \
-    --methods shortvivit,effshortvivit,longvivit,imagevit --out "$OUT/estimate-vs-measured-cuda"
-fi
-# Issue 6: the pytest-benchmark suite on the CUDA defaults (vit-b), joint only.
-step pytest-benchmark 90 python -m pytest --benchmark -k 'joint or longvivit' -q -p no:cacheprovider \
+# Issue 2: the joint sweep on CUDA: allocated, reserved and NVML peaks, MFU (memory and time only here).
+step joint-vitb 120 $VF run --device cuda --model vit-b --methods joint --frames 16..256 --no-accuracy --out "$OUT/runs" --run-id joint-vitb
+# Issue 4: estimate vs max_memory_allocated, target 10%.
+step estimate-vs-measured 120 python benchmarks/estimate_vs_measured.py --device cuda --model vit-b --frames 16..128 \
+  --methods shortvivit,effshortvivit,longvivit,imagevit --out "$OUT/estimate-vs-measured-cuda"
+# The recipes and the attention kernels at 16..128 frames.
+step recipes-vitb 150 $VF run --device cuda --model vit-b --methods 'shortvivit,effshortvivit,longvivit,imagevit,attn_kernel(kind=math),checkpoint' \
+  --frames 16..128 --no-accuracy --out "$OUT/runs" --run-id recipes-vitb
+# Issue 9: issue 9's example with accuracy on (on CUDA: every cell), an empty proxy cache.
+VFBENCH_CACHE="$OUT/proxy-cache" step accuracy 150 $VF run --device cuda --model vit-b --methods joint,frame_avg,effshortvivit \
+  --frames 16..32 --accuracy --out "$OUT/runs" --run-id accuracy-vitb
+rm -rf "$OUT/proxy-cache"
+# Issue 6: the pytest-benchmark suite on the CUDA defaults (vit-b), joint and longvivit.
+step pytest-benchmark 60 python -m pytest --benchmark -k 'joint or longvivit' -q -p no:cacheprovider \
   --benchmark-json "$OUT/pytest-benchmark.json"
 find "$OUT" -name '*.png' -size +1M -delete  # keep what comes back small
 echo "== done; outputs in $OUT"
