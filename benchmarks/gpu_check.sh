@@ -3,11 +3,17 @@
 # Installs nothing (the machine has torch, pandas, matplotlib, pytest-benchmark, nvidia-ml-py; no
 # xformers, no network). Run from the repository root:
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh        (the device tool sets $OUT itself)
+# On the device tool: command `timeout 540 bash benchmarks/gpu_check.sh`, timeout_s 580 (room to pack).
 # Budget: one device call may run 600 s. Each step has its own timeout so one slow step cannot eat the
 # rest; STEPS picks a subset (default: all), e.g. STEPS="joint-vitb estimate-vs-measured".
+# The device tool returns at most 8 files from $OUT, so everything is written to a work folder and packed
+# into $OUT/gpu-check.tgz on exit (also when a limit stops the script): unpack it under results/gpu-<card>/.
 set -uo pipefail
-OUT=${OUT:-/tmp/vfbench-gpu}
-mkdir -p "$OUT"
+FINAL=${OUT:-/tmp/vfbench-gpu}
+OUT=$(mktemp -d /tmp/vfbench-gpu-work.XXXX)
+mkdir -p "$FINAL"
+trap 'find "$OUT" -name .lock -delete; tar czf "$FINAL/gpu-check.tgz" -C "$OUT" .; echo "packed: $FINAL/gpu-check.tgz"' EXIT
+exec > >(tee "$OUT/console.log") 2>&1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 VF="python -m vfbench"
 STEPS=${STEPS:-env gpu-tests joint-vitb estimate-vs-measured recipes-vitb accuracy pytest-benchmark}
