@@ -70,9 +70,13 @@ def test_second_run_into_a_locked_folder_is_refused(tmp_path):
         second = resume(tmp_path, "r")
         assert second.returncode == 2
         assert "in use by another vfbench run" in second.stderr and len(second.stderr.strip().splitlines()) == 1
-    finally:
-        proc.kill()
-        proc.wait()
+    finally:  # SIGTERM: vfbench stops its hanging cell and forkserver (a SIGKILL would leave them behind)
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 FAULT_STATUS = {"raise": "error", "oom": "oom", "abort": "error", "segv": "error", "sigkill": "error",
