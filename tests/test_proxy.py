@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import CellSpec
-from vfbench.tasks import pretrain
+from vfbench.tasks import pretrain, proxy
 from vfbench.tasks.evaluate import group_recall, recall_at_1
 from vfbench.tasks.pretrain import default_cache_dir, inflate_patch_kernel, init_from_image, resample_grid
 from vfbench.tasks.proxy import (
@@ -113,9 +115,50 @@ def test_unsupported_cells_raise_with_reasons(tmp_path):
         measure_accuracy(cell(frames=4), TINY, tmp_path)
 
 
+def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
+    """Short->long: a cell longer than short_frames starts from the same methods' stage-2 model at
+    short_frames (cached by that cell, or trained exactly as it trains) and trains long_steps at its own T."""
+    budget = dataclasses.replace(TINY, short_frames=6, long_steps=2, long_warmup=1)
+    calls, seen = [], {}
+    real_train, real_eval = proxy.train, proxy.evaluate
+
+    def train(model, b, frames, seed, device, dtype, steps, warmup):
+        calls.append((frames, steps))
+        return real_train(model, b, frames, seed, device, dtype, steps, warmup)
+
+    def evaluate(model, *args, **kwargs):
+        seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+        return real_eval(model, *args, **kwargs)
+
+    monkeypatch.setattr(proxy, "train", train)
+    monkeypatch.setattr(proxy, "evaluate", evaluate)
+    short = measure_accuracy(cell(frames=6), budget, tmp_path / "a")
+    assert calls == [(6, 3)] and short["acc_init"] == "stage1" and short["acc_short_cached"] is False
+    (saved,) = (tmp_path / "a").glob("short-*.pt")
+    assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # the evaluated model
+
+    calls.clear()
+    monkeypatch.setattr(proxy, "train", lambda model, *a: calls.append(a[1:2] + a[5:6]) or 0.0)  # no-op: see the start
+    measure_accuracy(cell(frames=12), budget, tmp_path / "a")
+    assert calls == [(12, 2)]  # only the continuation, at its own T, for long_steps
+    assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # it started there
+
+    calls.clear()
+    monkeypatch.setattr(proxy, "train", train)
+    long = measure_accuracy(cell(frames=12), budget, tmp_path / "b")  # empty cache: trains the short model first
+    assert calls == [(6, 3), (12, 2)]
+    assert long["acc_init"] == "stage2 at 6 frames" and long["acc_short_cached"] is False
+    assert long["acc_steps"] == 2 and long["acc_short_frames"] == 6 and long["acc_short_steps"] == 3
+    (again,) = (tmp_path / "b").glob("short-*.pt")
+    first, second = torch.load(saved)["model"], torch.load(again)["model"]
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the same model the short cell trained
+    repeat = measure_accuracy(cell(frames=6), budget, tmp_path / "b")
+    assert repeat["acc_short_cached"] is True and all(repeat[k] == short[k] for k in KEYS)
+
+
 def test_cpu_default_subset_and_budget():
-    subset = cpu_default_subset(["joint", "frame_avg", "effshortvivit", "mask(ratio=0.5)", "lora"], [32, 16])
-    assert subset == [("joint", 16), ("frame_avg", 16), ("effshortvivit", 16)]
+    subset = cpu_default_subset(["joint", "frame_avg", "effshortvivit", "mask(ratio=0.5)", "lora"], [64, 32, 16])
+    assert subset == [(m, t) for m in ("joint", "frame_avg", "effshortvivit") for t in (32, 16)]  # up to 32 frames
     assert cpu_default_subset(["joint"], []) == []
     budget = default_budget("cpu")
     assert ProxyBudget.from_dict(budget.to_dict()) == budget

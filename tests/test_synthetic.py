@@ -19,7 +19,7 @@ T = 12
 
 def windows(scenes, k_only=None, duration=CFG.event_frames):
     """(n, T) bool: frames where any (or event k's) sprite is visible."""
-    n, frames = scenes.noise.shape[:2]
+    n, frames = scenes.noise.shape[0], scenes.frames
     out = torch.zeros(n, frames, dtype=torch.bool)
     for k in range(scenes.events.shape[1]) if k_only is None else [k_only]:
         for d in range(duration):
@@ -73,8 +73,10 @@ def test_temporal_gallery_differs_only_in_order():
     video = render(CFG, quiet).reshape(5, 6, 3, T, 32, 32)  # noise-free, to compare frame contents
     events = scenes.events.reshape(5, 6, 3, 3)
     win = windows(scenes).reshape(5, 6, T)
+    assert ids.shape == (5, 6, 9) and target.shape == (5, 6)
     for i in range(5):
-        assert torch.equal(captions(CFG, events[i, target[i, 0]][None]), ids[i, 0][None])
+        assert sorted(target[i].tolist()) == list(range(6))  # every clip is one query's target
+        assert torch.equal(captions(CFG, events[i, target[i]]), ids[i])
         # every order once: six distinct captions made of the same three events
         assert len({tuple(e.flatten().tolist()) for e in events[i]}) == 6
         assert all(sorted(map(tuple, e.tolist())) == sorted(map(tuple, events[i, 0].tolist())) for e in events[i])

@@ -5,9 +5,11 @@ so the chance level is 1 / group size and each gallery tests exactly one thing:
 
 - random: groups of independent clips; every clip's caption is a query (like in-batch retrieval).
 - temporal: a clip and the same events in the other orders, sharing start frames, background and
-  noise: only the order differs, so a bag-of-frames model is at chance (PAPER.md §5 idea 1).
+  noise: only the order differs, so a bag-of-frames model is at chance (PAPER.md §5 idea 1). Every
+  clip's caption is a query, as every pair in the group differs only in order.
 - spatial: a clip and variants with one event's position or shape changed, everything else shared:
-  same order, only a small spatial detail differs (PAPER.md §5 idea 3).
+  same order, only a small spatial detail differs (PAPER.md §5 idea 3). Only the base clip's caption
+  is a query: two variants may differ in two details.
 
 Controls on the temporal gallery (PAPER.md §5 idea 6): `shuffle_frames` (each clip's frames in a random
 order: order information destroyed, but 2-frame events also get split across tubelets, a distribution
@@ -59,7 +61,8 @@ class GalleryChunk:
 
 
 def groups_needed(kind: str, sizes: GallerySizes) -> int:
-    per_group = sizes.random if kind == "random" else 1
+    """Groups that give at least `sizes.queries` queries (a whole number of groups)."""
+    per_group = sizes.size(kind) if kind in ("random", "temporal") else 1
     return -(-sizes.queries // per_group)
 
 
@@ -82,17 +85,17 @@ def _random(cfg: TaskConfig, n: int, frames: int, size: int, g: torch.Generator)
 
 
 def _shuffle_within_groups(scenes: Scenes, n: int, size: int, g: torch.Generator) -> tuple[Scenes, torch.Tensor]:
-    """Put each group's clips in a random order; returns the scenes and where each group's first clip went."""
+    """Put each group's clips in a random order; returns the scenes and where each clip went (n, size)."""
     order = torch.rand(n, size, generator=g).argsort(dim=1)  # order[i, j] = old index placed at j
     index = (torch.arange(n)[:, None] * size + order).reshape(-1)
-    return scenes.select(index), order.argsort(dim=1)[:, 0]
+    return scenes.select(index), order.argsort(dim=1)
 
 
 def _temporal(cfg: TaskConfig, n: int, frames: int, size: int, g: torch.Generator):
-    grouped = permuted_groups(cfg, sample_scenes(cfg, n, frames, g), size, g)  # the query's clip first
+    grouped = permuted_groups(cfg, sample_scenes(cfg, n, frames, g), size, g)
     scenes, target = _shuffle_within_groups(grouped, n, size, g)
-    ids = captions(cfg, grouped.events[::size])[:, None]  # (n, 1, L)
-    return scenes, ids, target[:, None]
+    ids = captions(cfg, grouped.events).reshape(n, size, -1)  # (n, G, L): every order is a query
+    return scenes, ids, target
 
 
 def spatial_variants(cfg: TaskConfig, events: torch.Tensor, count: int, rnd: random.Random) -> list[torch.Tensor]:
@@ -120,7 +123,7 @@ def _spatial(cfg: TaskConfig, n: int, frames: int, size: int, g: torch.Generator
     shared = base.select(torch.arange(n).repeat_interleave(size))
     grouped = Scenes(events.reshape(n * size, cfg.events, 3), shared.starts, shared.background, shared.noise)
     scenes, target = _shuffle_within_groups(grouped, n, size, g)
-    return scenes, captions(cfg, base.events)[:, None], target[:, None]
+    return scenes, captions(cfg, base.events)[:, None], target[:, :1]  # the base clip's caption only
 
 
 BUILDERS = {"random": _random, "temporal": _temporal, "spatial": _spatial}

@@ -34,7 +34,7 @@ from vfbench.tasks.schedule import lr_factor
 from vfbench.tasks.synthetic import TaskConfig, image_batch, seeded, sprite_bank
 
 CACHE_ENV = "VFBENCH_CACHE"
-STAGE1_FORMAT = 1  # bump when stage 1 changes meaning, so old checkpoints are not reused
+STAGE1_FORMAT = 2  # bump when stage 1 changes meaning, so old checkpoints are not reused (2: noise drawn in clip layout)
 
 
 def default_cache_dir() -> Path:
@@ -84,14 +84,19 @@ def load_or_train_stage1(spec: ModelSpec, task: TaskConfig, steps: int, batch: i
     start = time.perf_counter()
     state = train_image_model(spec, task, steps, batch, lr, seed)
     seconds = round(time.perf_counter() - start, 2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomic(state, path)
     meta = {"key": key, "model": image_spec(spec).to_dict(), "task": task.to_dict(), "steps": steps,
             "batch": batch, "lr": lr, "seed": seed, "train_s": seconds}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return state, {"acc_stage1_cached": False, "acc_stage1_key": key, "acc_stage1_s": seconds}
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    """torch.save through a temporary file and a rename, so concurrent cells never read half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def inflate_patch_kernel(w: torch.Tensor, shape: torch.Size) -> torch.Tensor:

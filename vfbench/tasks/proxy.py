@@ -12,19 +12,29 @@ A cell whose methods cannot run on the proxy (e.g. xformers attention on a CPU) 
 `ProxyUnsupported` with the methods' own reasons; the runner records them.
 
 Budget (`ProxyBudget`, the same on every device): issue 9's measured set-up (batch 128 of fresh clips,
-half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 500 steps instead of
-the prototype's 800, which the honesty checks still pass with the stage-1 init
-(results/proxy-honesty/honesty.md); plus gradient clipping at norm 1, without which FST with 75%
-masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~20-30 s, once per
-seed): 300 left the image model at chance on shape and position. Cost of one stage-2 step on 2
-otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16 frames and 0.37 s at 32,
-frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.08 s to draw the batch.
+half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 250 steps from the
+stage-1 init, the fewest that still pass the honesty checks (results/proxy-honesty/honesty.md: 120 steps
+left joint at 0.39 on the temporal gallery, 200 at 0.97); plus gradient clipping at norm 1, without which
+FST with 75% masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~10-20 s,
+once per seed): 300 left the image model at chance on shape and position.
+
+Short->long (PAPER.md §1 Stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
+It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
+trained here exactly as that cell trains it), and continues for `long_steps` (50) at its own frame count.
+So a 32-frame cell costs 50 steps at 32 frames, not 250, and its record says so (acc_init, acc_steps,
+acc_short_frames, acc_short_steps). honesty.md compares it with training at 32 frames from stage 1.
+
+Cost of one stage-2 step on 2 otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16
+frames and 0.37 s at 32, frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.05 s to
+draw the batch. Evaluation encodes about 5,100 clips (512+ queries per gallery).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +47,19 @@ from vfbench.spec import CellSpec, ModelSpec, _Frozen
 from vfbench.step import AUTOCAST, resolve_device
 from vfbench.tasks.evaluate import evaluate
 from vfbench.tasks.galleries import GallerySizes
-from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1
+from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1, save_atomic
 from vfbench.tasks.schedule import lr_factor
 from vfbench.tasks.synthetic import TaskConfig, clip_batch, seeded, sprite_bank
 
+CPU_MAX_FRAMES = 32
 CPU_SUBSET_NOTE = (
-    "on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
-    "e.g. frame_avg = imagevit) at the smallest frame count only, a few minutes each; --accuracy all trains every cell"
+    f"on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
+    f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames, under a minute or two each; --accuracy all trains every cell"
 )
+
+SHORT_FORMAT = 1  # bump when stage 2 changes meaning, so cached short models are not reused
+TRAINING_KEYS = ("steps", "batch", "lr", "warmup", "schedule", "weight_decay", "grad_clip", "hard_fraction", "hard_group",
+                 "stage1_steps", "stage1_batch", "stage1_lr", "width", "depth", "heads", "patch", "task")
 
 
 class ProxyUnsupported(ValueError):
@@ -59,7 +74,7 @@ class ProxyUnsupported(ValueError):
 class ProxyBudget(_Frozen):
     """How the proxy is trained and evaluated; recorded next to the accuracy (acc_* keys)."""
 
-    steps: int = 500
+    steps: int = 250  # from stage 1, at frames <= short_frames
     batch: int = 128  # fresh clips per step
     lr: float = 2e-3
     warmup: int = 50
@@ -75,6 +90,9 @@ class ProxyBudget(_Frozen):
     depth: int = 2
     heads: int = 4
     patch: int = 8
+    short_frames: int = 16  # longer cells continue the same methods trained here (short->long); 0 = off
+    long_steps: int = 50  # steps at the cell's own frame count after short_frames
+    long_warmup: int = 10
     eval_queries: int = 512  # per gallery (issue 9: sampling error ±0.03 at 128)
     eval_seed: int = 20240
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -123,46 +141,97 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
     if reasons:
         raise ProxyUnsupported(reasons)
     device = torch.device(resolve_device(cell.device))
-    comp = compose(cell.method)
-    base = proxy_spec(budget)
-    spec = comp.configure(base)
-    state, info = load_or_train_stage1(
-        base, budget.task, budget.stage1_steps, budget.stage1_batch, budget.stage1_lr, cell.seed,
-        Path(cache_dir) if cache_dir is not None else default_cache_dir(),
-    )
-    torch.manual_seed(cell.seed)  # fresh parameters and the global stream the masking hooks draw from
-    model = build_model(spec)
-    missing = init_from_image(model, state)
-    comp.apply(model)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    model, info = start_model(cell, budget, cache)
     model.to(device).train()
-    dtype = AUTOCAST[spec.precision or cell.dtype]
+    dtype = autocast_dtype(cell, budget)
+    short = short_cell(cell, budget)
+    plan = {"acc_init": "stage1", "acc_steps": budget.steps, "acc_warmup": budget.warmup}
     start = time.perf_counter()
-    loss = train(model, budget, cell.frames, cell.seed, device, dtype)
+    if short is None:
+        loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.steps, budget.warmup)
+    else:
+        loss, cached = load_or_train_short(model, short, budget, cache, device)
+        info["acc_short_cached"] = cached
+    if short is not None and short.frames < cell.frames:  # short->long (PAPER.md §1 Stage 1b)
+        torch.manual_seed(seeded(cell.seed, 2, cell.frames).initial_seed())  # masks: the same whether cached or not
+        loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
+        plan = {"acc_init": f"stage2 at {short.frames} frames", "acc_steps": budget.long_steps,
+                "acc_warmup": budget.long_warmup, "acc_short_frames": short.frames, "acc_short_steps": budget.steps}
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     metrics = evaluate(model, budget.task, cell.frames, budget.sizes, budget.eval_seed, device, dtype)
     return {
-        **metrics,
-        "acc_steps": budget.steps, "acc_batch": budget.batch, "acc_lr": budget.lr, "acc_warmup": budget.warmup,
-        "acc_weight_decay": budget.weight_decay, "acc_grad_clip": budget.grad_clip,
-        "acc_schedule": budget.schedule, "acc_hard_fraction": budget.hard_fraction,
+        **metrics, **plan,
+        "acc_batch": budget.batch, "acc_lr": budget.lr, "acc_weight_decay": budget.weight_decay,
+        "acc_grad_clip": budget.grad_clip, "acc_schedule": budget.schedule, "acc_hard_fraction": budget.hard_fraction,
         "acc_queries": budget.eval_queries, "acc_train_s": round(train_s, 2),
         "acc_eval_s": round(time.perf_counter() - start, 2), "acc_loss_final": round(loss, 4),
         "acc_model": f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
-        "acc_task": budget.task.summary(), "acc_fresh_init": compact(missing), **info,
+        "acc_task": budget.task.summary(), **info,
     }
 
 
-def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype) -> float:
+def autocast_dtype(cell: CellSpec, budget: ProxyBudget):
+    """The autocast dtype the cell trains the proxy in (None = plain fp32): its methods' precision or its own."""
+    return AUTOCAST[compose(cell.method).configure(proxy_spec(budget)).precision or cell.dtype]
+
+
+def start_model(cell: CellSpec, budget: ProxyBudget, cache: Path):
+    """The cell's proxy model initialised from stage 1 (trained and cached on first use), methods applied;
+    seeds the global stream (fresh parameters, masks) from the cell's seed."""
+    comp = compose(cell.method)
+    base = proxy_spec(budget)
+    state, info = load_or_train_stage1(
+        base, budget.task, budget.stage1_steps, budget.stage1_batch, budget.stage1_lr, cell.seed, cache)
+    torch.manual_seed(cell.seed)
+    model = build_model(comp.configure(base))
+    missing = init_from_image(model, state)
+    comp.apply(model)
+    return model, {**info, "acc_fresh_init": compact(missing)}
+
+
+def short_cell(cell: CellSpec, budget: ProxyBudget) -> CellSpec | None:
+    """The cell at `short_frames` with the same methods, seed and precision, whose stage-2 model is cached
+    and continued by longer cells; None when the cell is shorter, or that cell cannot train here."""
+    if not budget.short_frames or cell.frames < budget.short_frames:
+        return None
+    short = dataclasses.replace(cell, frames=budget.short_frames)
+    return None if proxy_problems(short, budget) else short
+
+
+def short_key(cell: CellSpec, budget: ProxyBudget) -> str:
+    ident = {"format": SHORT_FORMAT, "method": compose(cell.method).label, "frames": cell.frames, "seed": cell.seed,
+             "dtype": str(autocast_dtype(cell, budget)),
+             "budget": {k: v for k, v in budget.to_dict().items() if k in TRAINING_KEYS}}
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path, device) -> tuple[float, bool]:
+    """Bring `model` (fresh from `start_model` with the short cell's methods and seed) to the short cell's
+    trained stage-2 state: from the cache, or trained exactly as the short cell's own record trains it and
+    then cached atomically. Returns (final loss, whether it came from the cache)."""
+    path = cache / f"short-{short_key(short, budget)}.pt"
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        return float(saved["loss_final"]), True
+    loss = train(model, budget, short.frames, short.seed, device, autocast_dtype(short, budget), budget.steps, budget.warmup)
+    save_atomic({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss_final": loss}, path)
+    return loss, False
+
+
+def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int,
+          warmup: int) -> float:
     """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, budget.steps, budget.warmup, budget.schedule))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, budget.schedule))
     bank = sprite_bank(budget.task)
     tail = []
-    for step in range(budget.steps):
+    for step in range(steps):
         video, ids = clip_batch(budget.task, frames, budget.batch, budget.hard_fraction, budget.hard_group,
-                                seeded(seed, 1, step), bank)
+                                seeded(seed, 1, frames, step), bank)
         ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with ctx:
             loss = model(video.to(device), ids.to(device))
@@ -172,21 +241,18 @@ def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.devi
             torch.nn.utils.clip_grad_norm_(params, budget.grad_clip)
         opt.step()
         sched.step()
-        if step >= budget.steps - 20:
+        if step >= steps - 20:
             tail.append(loss.item())
     return sum(tail) / max(len(tail), 1)
 
 
 def cpu_default_subset(methods: list[str], frames: list[int]) -> list[tuple[str, int]]:
     """The (method label, frames) cells the CPU default trains: the baseline and every method that is (or
-    equals) a recipe, at the smallest frame count (CPU_SUBSET_NOTE)."""
-    if not frames:
-        return []
-    smallest = min(frames)
+    equals) a recipe, at frame counts up to CPU_MAX_FRAMES (CPU_SUBSET_NOTE)."""
     recipe_labels = {compose(r.text).label for r in recipes().values()} | set(recipes())
     out = []
     for m in methods:
         label = compose(m).label
         if label == "joint" or label in recipe_labels or m in recipe_labels:
-            out.append((m, smallest))
+            out += [(m, t) for t in frames if t <= CPU_MAX_FRAMES]
     return out

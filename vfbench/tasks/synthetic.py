@@ -136,12 +136,17 @@ def sprite_bank(cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
 @dataclass(frozen=True)
 class Scenes:
     """Descriptions of n clips: events (n, K, 3) as (colour, shape, position) ids, start frames (n, K),
-    background grey level (n,), and noise (n, T, 3, R, R). Tensors in a frozen container: not to be mutated."""
+    background grey level (n,), and noise (n, 3, T, R, R), already in the clips' layout so rendering
+    does not transpose. Tensors in a frozen container: not to be mutated."""
 
     events: torch.Tensor
     starts: torch.Tensor
     background: torch.Tensor
     noise: torch.Tensor
+
+    @property
+    def frames(self) -> int:
+        return self.noise.shape[2]
 
     def select(self, index: torch.Tensor) -> "Scenes":
         return Scenes(self.events[index], self.starts[index], self.background[index], self.noise[index])
@@ -174,24 +179,24 @@ def sample_scenes(cfg: TaskConfig, n: int, frames: int, g: torch.Generator) -> S
     events = sample_events(cfg, n, g)
     starts = sample_starts(cfg, n, frames, g)
     background = torch.rand(n, generator=g) * 0.4 - 0.6  # dark grey in [-0.6, -0.2]
-    noise = torch.randn(n, frames, 3, cfg.image_size, cfg.image_size, generator=g) * cfg.noise
+    noise = torch.randn(n, 3, frames, cfg.image_size, cfg.image_size, generator=g) * cfg.noise
     return Scenes(events, starts, background, noise)
 
 
 def render(cfg: TaskConfig, scenes: Scenes, bank: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Scenes -> clips (n, 3, T, R, R): background, then each event's sprite over its frames, then noise."""
+    """Scenes -> clips (n, 3, T, R, R): background plus noise, each event's sprite (plus the same noise)
+    over its frames. One pass over the clip, then writes to the event frames only."""
     images, masks = bank if bank is not None else sprite_bank(cfg)
-    n, T = scenes.noise.shape[:2]
-    R = cfg.image_size
-    video = scenes.background[:, None, None, None, None].expand(n, T, 3, R, R).clone()  # (n, T, 3, R, R)
+    n = scenes.noise.shape[0]
+    video = scenes.noise + scenes.background[:, None, None, None, None]  # (n, 3, T, R, R)
     rows = torch.arange(n)
     for k in range(cfg.events):
         col, shp, pos = scenes.events[:, k].unbind(-1)
         sprite, mask = images[col, shp, pos], masks[shp, pos]  # (n, 3, R, R), (n, 1, R, R)
         for d in range(cfg.event_frames):
             t = scenes.starts[:, k] + d
-            video[rows, t] = torch.where(mask, sprite, video[rows, t])
-    return (video + scenes.noise).permute(0, 2, 1, 3, 4).contiguous()  # (n, 3, T, R, R)
+            video[rows, :, t] = torch.where(mask, sprite + scenes.noise[rows, :, t], video[rows, :, t])
+    return video
 
 
 def captions(cfg: TaskConfig, events: torch.Tensor) -> torch.Tensor:
