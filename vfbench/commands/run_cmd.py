@@ -34,7 +34,7 @@ OPTIONS = {
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
     "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "
-                 "the recipes at the smallest frame count) | all (every cell) | off; --no-accuracy = off"),
+                 "the recipes at up to 32 frames) | all (every cell) | off; --no-accuracy = off"),
     "report": (True, "write the report into the run folder at the end"),
 }
 
@@ -183,7 +183,7 @@ def _now() -> str:
 
 def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     from vfbench.commands.progress import TerminalProgress
-    from vfbench.report.terminal import sweep_table
+    from vfbench.report.terminal import contention_note, sweep_table
     from vfbench.runner.executors import make_executor
     from vfbench.runner.sweep import Interrupted, run_sweep
 
@@ -216,6 +216,9 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
     print(f"\n{', '.join(f'{v} {k}' for k, v in counts.items())}; records: {store.records_path}")
+    busy = contention_note(records)
+    if busy:
+        print(f"vfbench: warning: {busy}", file=sys.stderr)
     if report:
         _write_report(store.path)
     return 0

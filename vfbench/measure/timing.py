@@ -1,17 +1,22 @@
 """Step time: warm-up, then repeats until both a minimum count and a minimum duration are met.
 
 On CUDA one event pair per step and a single synchronisation at the end (no per-step sync stalls the
-queue); on CPU `time.perf_counter`. Reported: median, p10, p90, coefficient of variation, count.
+queue); on CPU `time.perf_counter`. Reported: median, p10, p90, coefficient of variation, count, and
+the share of the machine's CPU other processes used while the steps were timed (measure/contention.py):
+a loaded machine slows every step alike, which the spread does not show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
+
+from vfbench.measure.contention import Sample, others_frac, take_sample
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,12 @@ class TimingStats:
     step_ms_p90: float
     step_ms_cv: float  # stdev / mean
     step_repeats: int
+    cpu_others_frac: Optional[float] = None  # other processes' share of the machine's CPU during the timed steps
 
     def to_dict(self) -> dict:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        d = {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        d["cpu_others_frac"] = None if self.cpu_others_frac is None else round(self.cpu_others_frac, 3)
+        return d
 
 
 def quantile(sorted_values: list[float], q: float) -> float:
@@ -55,13 +63,16 @@ def time_steps(
     max_seconds: float,
     cuda_device: torch.device | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    sampler: Callable[[], Optional[Sample]] = take_sample,
 ) -> TimingStats:
-    """Time `step` after `warmup` untimed calls. Stops once both minimums are met, or at either cap."""
+    """Time `step` after `warmup` untimed calls. Stops once both minimums are met, or at either cap.
+    `sampler` reads the machine's CPU use at the start and end of the timed steps (cpu_others_frac)."""
     for _ in range(warmup):
         step()
     if cuda_device is not None:
         torch.cuda.synchronize(cuda_device)
         events = []
+        before = sampler()
         start = clock()
         while True:
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -72,8 +83,10 @@ def time_steps(
             if _done(len(events), clock() - start, min_repeats, min_seconds, max_repeats, max_seconds):
                 break
         torch.cuda.synchronize(cuda_device)
-        return summarize([b.elapsed_time(e) for b, e in events])
+        others = others_frac(before, sampler())
+        return dataclasses.replace(summarize([b.elapsed_time(e) for b, e in events]), cpu_others_frac=others)
     times = []
+    before = sampler()
     start = clock()
     while True:
         t0 = clock()
@@ -81,7 +94,8 @@ def time_steps(
         times.append((clock() - t0) * 1e3)
         if _done(len(times), clock() - start, min_repeats, min_seconds, max_repeats, max_seconds):
             break
-    return summarize(times)
+    others = others_frac(before, sampler())
+    return dataclasses.replace(summarize(times), cpu_others_frac=others)
 
 
 def _done(n: int, elapsed: float, min_n: int, min_s: float, max_n: int, max_s: float) -> bool:

@@ -18,6 +18,7 @@ from vfbench.report.load import Run, load_run
 from vfbench.report.metrics import accuracy_keys, budget_peak_key, metric_named, metrics_in
 from vfbench.report.plotting import save
 from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, summary_frame
+from vfbench.report.terminal import contention_note
 
 PLOTS = "plots"
 
@@ -74,7 +75,9 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
         budget += [fits_table(run, choice), *_saved(plots.budget_fits(run, choice), plot_dir, root)]
     sections.append(Section("Frames within a memory budget", tuple(budget)))
 
-    speed = list(_saved(plots.throughput_vs_frames(run), plot_dir, root))
+    busy = contention_note(run.records)  # a loaded machine slows every step alike: the spread cannot show it
+    speed = [Note(f"Warning: {busy}")] if busy else []
+    speed += _saved(plots.throughput_vs_frames(run), plot_dir, root)
     for key in ("step_ms_median", "clips_per_s", "tokens_per_s"):
         if key in present:
             speed += _pair(run, key)

@@ -1,9 +1,13 @@
-"""The table printed at the end of `vfbench run`: methods x frames, peak memory and step time."""
+"""The table printed at the end of `vfbench run`: methods x frames, peak memory and step time; and the
+busy-machine warning that `vfbench run` prints and the report repeats."""
 
 from __future__ import annotations
 
+from typing import Iterable, Optional
+
 from tabulate import tabulate
 
+from vfbench.measure.contention import OTHERS_WARN_FRAC
 from vfbench.runner.record import Record
 
 SHORT = {"oom": "OOM", "skipped": "skipped", "timeout": "timeout", "error": "error"}
@@ -34,3 +38,18 @@ def sweep_table(records: list[Record], fmt: str = "simple") -> str:
     by = {(r.method, r.frames): r for r in records}
     rows = [[m] + [cell_text(by[(m, t)]) if (m, t) in by else "" for t in frames] for m in methods]
     return tabulate(rows, headers=["method \\ frames"] + [str(t) for t in frames], tablefmt=fmt)
+
+
+def contention_note(records: Iterable[Record], threshold: float = OTHERS_WARN_FRAC) -> Optional[str]:
+    """One sentence when ok cells were timed while other processes used more than `threshold` of the
+    machine's CPU (cpu_others_frac, measure/contention.py); None when none were, or nothing was recorded."""
+    timed = [r for r in records if r.status == "ok" and r.cpu_others_frac is not None]
+    busy = [r for r in timed if r.cpu_others_frac > threshold]
+    if not busy:
+        return None
+    worst = max(busy, key=lambda r: r.cpu_others_frac)
+    return (
+        f"{len(busy)} of {len(timed)} timed cells ran while other processes used more than {threshold:.0%} of the "
+        f"machine's CPU (cpu_others_frac; worst {worst.cpu_others_frac:.0%}, {worst.method} at {worst.frames} frames): "
+        "their step times may be inflated; re-run on a quiet machine."
+    )

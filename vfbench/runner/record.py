@@ -5,6 +5,9 @@ dtype, device, peak_allocated_mib (on CPU the tracked live-tensor peak), peak_re
 step_ms_median, step_ms_p10, step_ms_p90, clips_per_s, params_total, params_trainable, tokens,
 flops_per_step. Metrics that later capabilities add (estimates, accuracy) go to `extra` and are
 flattened into the same JSON object.
+
+cpu_others_frac (0..1, every device): the share of the machine's CPU other processes used while the steps
+were timed (measure/contention.py); above OTHERS_WARN_FRAC the step times may be inflated.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Record:
     step_ms_p90: Optional[float] = None
     step_ms_cv: Optional[float] = None
     step_repeats: Optional[int] = None
+    cpu_others_frac: Optional[float] = None  # other processes' share of the CPU while timed (contention.py)
     clips_per_s: Optional[float] = None
     tokens_per_s: Optional[float] = None
     # size and work
