@@ -198,16 +198,19 @@ def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
         {"steps": 3, "batch": 8, "warmup": 1, "stage1_steps": 2, "stage1_batch": 8, "eval_queries": 12}))
     store = RunStore(tmp_path / "run")
     store.create({})
-    sweep = _sweep(frames=(4, 8), accuracy="all", estimate=False)
+    sweep = _sweep(frames=(4, 16, 32), accuracy="all", estimate=False)
     records = run_sweep(sweep, store, LocalExecutor(300, tmp_path))
-    r4, r8 = records
-    assert r8.status == "ok" and r8.peak_allocated_mib > 0 and r8.step_ms_median > 0
+    r4, r16, r32 = records
+    assert r16.status == "ok" and r16.peak_allocated_mib > 0 and r16.step_ms_median > 0
     for key in ("acc_r1_random", "acc_r1_temporal", "acc_r1_spatial", "acc_r1_shuffled", "acc_r1_single_frame",
                 "acc_chance_random", "acc_chance_temporal", "acc_steps"):
-        assert key in r8.extra, key
-    assert r8.extra["acc_steps"] == 3 and 0 <= r8.extra["acc_r1_random"] <= 1
+        assert key in r16.extra and key in r32.extra, key
+    assert r16.extra["acc_steps"] == 3 and 0 <= r16.extra["acc_r1_random"] <= 1
+    # short->long across cell processes: the 32-frame cell continues the model the 16-frame cell cached
+    assert r16.extra["acc_init"] == "stage1" and r16.extra["acc_short_cached"] is False
+    assert r32.extra["acc_init"] == "stage2 at 16 frames" and r32.extra["acc_short_cached"] is True
     assert r4.status == "ok" and "acc_reason" in r4.extra  # 4 frames cannot hold the task's events
     off = _sweep(frames=(8,)).cells()
     assert not any(c.accuracy for c in off)
-    cpu_default = _sweep(methods=("joint", "effshortvivit", "lora"), frames=(8, 16), accuracy="on").cells()
-    assert {(c.method, c.frames) for c in cpu_default if c.accuracy} == {("joint", 8), ("effshortvivit", 8)}
+    cpu_default = _sweep(methods=("joint", "effshortvivit", "lora"), frames=(8, 32, 64), accuracy="on").cells()
+    assert {(c.method, c.frames) for c in cpu_default if c.accuracy} == {(m, t) for m in ("joint", "effshortvivit") for t in (8, 32)}

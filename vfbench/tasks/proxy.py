@@ -13,8 +13,9 @@ A cell whose methods cannot run on the proxy (e.g. xformers attention on a CPU) 
 
 Budget (`ProxyBudget`, the same on every device): issue 9's measured set-up (batch 128 of fresh clips,
 half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 250 steps from the
-stage-1 init, the fewest that still pass the honesty checks (results/proxy-honesty/honesty.md: 120 steps
-left joint at 0.39 on the temporal gallery, 200 at 0.97); plus gradient clipping at norm 1, without which
+stage-1 init, where the honesty checks hold with a margin (results/proxy-honesty/honesty.md, "Training
+budget": joint learns event order between 120 and 200 steps, and slower learners such as coarse_spatial
+lose more at 250 than at 500 steps, which that file shows); plus gradient clipping at norm 1, without which
 FST with 75% masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~10-20 s,
 once per seed): 300 left the image model at chance on shape and position.
 
