@@ -192,10 +192,21 @@ def test_accuracy_plot_and_pareto_table(tmp_path):
     assert sorted(p.name for p in (d / "plots").glob("accuracy_*.png")) == ["accuracy_vs_memory_r1_random.png"]
     md = (d / "report.md").read_text()
     assert "Accuracy (steps)" not in md and "Accuracy (train s)" not in md
+    assert "short→long" not in md  # no cell says it continued a shorter model
     assert "Accuracy was not measured" not in md and "Pareto front" in md
     assert "mask(ratio=0.5) (2.1 MiB, 0.720)" in md  # the cheapest and most accurate at T = 16
     assert "chance level 0.125" in md
     assert "lora(rank=8) at 16 frames: OOM" in md
+
+
+def test_accuracy_note_says_which_cells_trained_short_to_long(tmp_path):
+    recs = sample_records(acc=True)
+    recs = [r.replace(extra={**r.extra, "acc_init": "stage2 at 8 frames", "acc_short_frames": 8, "acc_steps": 50})
+            if r.frames == 16 and r.extra else r for r in recs]
+    d = write_run(tmp_path / "acc", recs)
+    write_report(d)
+    md = (d / "report.md").read_text()
+    assert "Cells above 8 frames trained short→long" in md and "for 50 steps" in md
 
 
 def test_report_command_and_bad_path(tmp_path, capsys):

@@ -127,6 +127,11 @@ def _accuracy_coverage(run: Run) -> Note:
         text += f" (--accuracy {mode})."
     else:
         text += "."
+    long = sorted({(r.extra["acc_short_frames"], r.extra["acc_steps"]) for r in run.records
+                   if str(r.extra.get("acc_init", "")).startswith("stage2") and "acc_short_frames" in r.extra})
+    for short, steps in long:
+        text += (f" Cells above {short} frames trained short→long: they continue the same methods' {short}-frame "
+                 f"model for {steps} steps at their own frame count (acc_init), as the paper reaches long clips.")
     return Note(text)
 
 
