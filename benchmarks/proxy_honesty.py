@@ -1,23 +1,27 @@
 """Train the cells behind issue 9's proxy honesty checks and findings table; write results/proxy-honesty/.
 
     python benchmarks/proxy_honesty.py run PLAN [PLAN ...]   # train the plans' cells, append to cells.jsonl
+    python benchmarks/proxy_honesty.py example                # time issue 9's `vfbench run` command end to end
     python benchmarks/proxy_honesty.py tables                 # honesty.md from cells.jsonl
 
-Plans (PLANS below): core (joint, frame_avg), repeat (joint seed 0 again), seeds (joint seeds 1, 2), spatial
-(coarse_spatial, coarse_temporal), masking / peft / extra (the findings table), example (the 6 cells of
-`--methods joint,frame_avg,effshortvivit --frames 16..32`, timed), redundancy (a task variant). A cell already
-in cells.jsonl with the same budget is skipped, except in repeat and example. Each line records the
-command, thread count, cache dir and wall time.
+Plans (PLANS below): core (joint, frame_avg), repeat (joint seed 0 again, in an empty cache), seeds (joint
+seeds 1, 2), spatial (coarse_spatial, coarse_temporal), masking / peft / extra (the findings table), long
+(32-frame cells, short->long), and budget variants (VARIANTS): direct (32 frames trained from stage 1),
+redundancy (4-frame events), steps120 / steps200 / steps500. A cell already in cells.jsonl with the same
+budget is skipped, except in repeat. Each line records the command, thread count, cache dir and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,18 +43,28 @@ PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
                                      "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)")],
     "peft": [(m, 16, 0) for m in ("adapter", "lora", "fst_temporal")],
     "extra": [(m, 16, 0) for m in ("coarse_both", "tubevit", "longvivit", "tube_mask(ratio=0.75)", "factorized_encoder")],
-    "example": [(m, t, 0) for t in (16, 32) for m in ("joint", "frame_avg", "effshortvivit")],
+    "long": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
+    "direct": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
     "redundancy": [("joint", 16, 0), ("effshortvivit", 16, 0)],
+    "steps120": [("joint", 16, 0)],
+    "steps200": [("joint", 16, 0)],
+    "steps500": [(m, 16, 0) for m in ("joint", "coarse_spatial", "mask(ratio=0.5)")],
 }
-# Plans that train on a variant of the default task (PAPER.md §5 idea 4: longer events = more redundancy).
-VARIANTS = {"redundancy": {"event_frames": 4}}
+# Plans that train with a variant of the default budget: redundancy changes the task (PAPER.md §5 idea 4:
+# longer events = more redundancy); direct trains 32-frame cells from stage 1 for the full budget
+# instead of continuing the 16-frame model (short->long), to show what the continuation changes.
+# stepsN train for N steps instead of the default, to show where the honesty checks start to hold and
+# which results move with the budget.
+VARIANTS = {"redundancy": {"task": {"event_frames": 4}}, "direct": {"short_frames": 0},
+            "steps120": {"steps": 120}, "steps200": {"steps": 200}, "steps500": {"steps": 500}}
 
 
 def plan_budget(plan: str):
     budget = default_budget("cpu")
-    if plan in VARIANTS:
-        budget = dataclasses.replace(budget, task=dataclasses.replace(budget.task, **VARIANTS[plan]))
-    return budget
+    knobs = dict(VARIANTS.get(plan, {}))
+    if "task" in knobs:
+        knobs["task"] = dataclasses.replace(budget.task, **knobs["task"])
+    return dataclasses.replace(budget, **knobs)
 
 
 def load_cells() -> list[dict]:
@@ -66,12 +80,13 @@ def run(plans: list[str], model: str) -> None:
         budget = plan_budget(plan)
         for method, frames, seed in PLANS[plan]:
             ident = (method, frames, seed, json.dumps(budget.to_dict(), sort_keys=True))
-            if plan not in ("repeat", "example") and ident in done:
+            if plan != "repeat" and ident in done:
                 continue
             cell = CellSpec(model, method, frames, 2, "fp32", "cpu", seed)
             start = time.perf_counter()
-            try:
-                metrics, status = measure_accuracy(cell, budget), "ok"
+            try:  # repeat trains everything again, stage 1 included, in an empty cache
+                with tempfile.TemporaryDirectory() if plan == "repeat" else contextlib.nullcontext() as cache:
+                    metrics, status = measure_accuracy(cell, budget, cache), "ok"
             except ProxyUnsupported as exc:
                 metrics, status = {"reason": str(exc)}, "unsupported"
             line = {
@@ -86,204 +101,33 @@ def run(plans: list[str], model: str) -> None:
             print(f"{plan} {method} T={frames} seed={seed}: {status} {line['wall_s']} s", flush=True)
 
 
-# ---------------------------------------------------------------- tables
-
-GALLERIES = ("random", "temporal", "spatial", "shuffled", "single_frame")
-# What "near chance" and "far above" mean here (stated next to every verdict).
-NEAR_CHANCE = 0.10  # R@1 at most chance + 0.10
-FAR_ABOVE = 0.50  # R@1 at least chance + 0.50
+EXAMPLE = ["--methods", "joint,frame_avg,effshortvivit", "--frames", "16..32", "--accuracy"]
 
 
-def first_run(cells: list[dict], method: str, frames: int = 16, seed: int = 0) -> dict | None:
-    """The first ok line of a cell (later lines of the same cell are repeats, e.g. with other threads)."""
-    return next((c for c in cells if (c["method"], c["frames"], c["seed"], c["status"]) == (method, frames, seed, "ok")), None)
-
-
-def r1(c: dict | None, g: str) -> str:
-    return "n/a" if c is None else f"{c[f'acc_r1_{g}']:.3f}"
-
-
-def verdict(ok: bool | None) -> str:
-    return "not run" if ok is None else "PASS" if ok else "FAIL"
-
-
-def cell_table(cells: list[dict]) -> list[str]:
-    head = "| plan | method | T | seed | " + " | ".join(f"R@1 {g}" for g in GALLERIES) + " | train s | wall s | threads |"
-    rows = [head, "|" + "---|" * (len(GALLERIES) + 7)]
-    for c in cells:
-        if c["status"] != "ok":
-            rows.append(f"| {c['plan']} | {c['method']} | {c['frames']} | {c['seed']} | unsupported: {c['reason']} |")
-            continue
-        vals = " | ".join(r1(c, g) for g in GALLERIES)
-        rows.append(f"| {c['plan']} | {c['method']} | {c['frames']} | {c['seed']} | {vals} | {c['acc_train_s']} | {c['wall_s']} | {c['omp_num_threads'] or c['threads']} |")
-    return rows
-
-
-def honesty_lines(cells: list[dict]) -> list[str]:
-    joint, avg = first_run(cells, "joint"), first_run(cells, "frame_avg")
-    chance_t = 1 / 6
-    out = ["## Honesty checks (T = 16, seed 0)", ""]
-    ok = None if joint is None else joint["acc_r1_random"] >= 0.8
-    out.append(f"- **learnable** — joint R@1 on the random gallery {r1(joint, 'random')} (need >= 0.8; chance 1/32): {verdict(ok)}")
-    ok = None if joint is None or avg is None else (
-        avg["acc_r1_temporal"] <= chance_t + NEAR_CHANCE and joint["acc_r1_temporal"] >= chance_t + FAR_ABOVE
-        and joint["acc_r1_shuffled"] <= chance_t + NEAR_CHANCE)
-    out.append(
-        f"- **temporal** — temporal-hard gallery (chance {chance_t:.3f}): frame_avg {r1(avg, 'temporal')} (need <= chance + {NEAR_CHANCE}), "
-        f"joint {r1(joint, 'temporal')} (need >= chance + {FAR_ABOVE}), joint on shuffled frames {r1(joint, 'shuffled')} "
-        f"(need <= chance + {NEAR_CHANCE}); joint on the middle frame alone {r1(joint, 'single_frame')}: {verdict(ok)}")
-    out.append("  - controls: shuffling frames destroys order but also splits 2-frame events across tubelets (partly a "
-               "distribution shift). At T = 16 the middle frame is empty in half of the temporal groups (start frames are shared, "
-               "so all six clips tie: 1/6 credit, 0.083 of the total) and shows the middle event otherwise; R@1 near 0.083 "
-               "means those static one-event clips almost never win.")
-    cs, ct = first_run(cells, "coarse_spatial"), first_run(cells, "coarse_temporal")
-    if joint and cs and ct:
-        loss_s, loss_t = joint["acc_r1_spatial"] - cs["acc_r1_spatial"], joint["acc_r1_spatial"] - ct["acc_r1_spatial"]
-        out.append(f"- **spatial** — spatial-hard gallery: joint {r1(joint, 'spatial')}, coarse_spatial {r1(cs, 'spatial')} "
-                   f"(loses {loss_s:+.3f}), coarse_temporal {r1(ct, 'spatial')} (loses {loss_t:+.3f}); need coarse_spatial "
-                   f"to lose more: {verdict(loss_s > loss_t)}")
-    else:
-        out.append("- **spatial** — not run")
-    runs = [c for c in cells if c["method"] == "joint" and c["frames"] == 16 and c["seed"] == 0 and c["status"] == "ok"]
-    show = lambda c: f"{[c[f'acc_r1_{g}'] for g in GALLERIES]} loss {c['acc_loss_final']} ({c['plan']}, OMP_NUM_THREADS={c['omp_num_threads']})"  # noqa: E731
-    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :] if a["omp_num_threads"] == b["omp_num_threads"]]
-    if pairs:
-        a, b = pairs[0]
-        same = all(a[f"acc_r1_{g}"] == b[f"acc_r1_{g}"] for g in GALLERIES) and a["acc_loss_final"] == b["acc_loss_final"]
-        out.append(f"- **repeatable** — joint seed 0 trained twice with the same thread count: R@1 {show(a)} vs {show(b)}: {verdict(same)}")
-    else:
-        out.append("- **repeatable** — not run")
-    for c in runs:
-        if c["omp_num_threads"] != runs[0]["omp_num_threads"]:
-            out.append(f"  - with another thread count the float sums change order, so numbers move slightly: {show(c)}")
-            break
-    seeds = [c for c in (first_run(cells, "joint", seed=s) for s in (0, 1, 2)) if c]
-    if len(seeds) > 1:
-        out += ["", f"Spread of joint over seeds {[c['seed'] for c in seeds]} (min / mean / max):", ""]
-        for g in GALLERIES:
-            v = [c[f"acc_r1_{g}"] for c in seeds]
-            out.append(f"- {g}: {min(v):.3f} / {sum(v) / len(v):.3f} / {max(v):.3f}")
-    return out
-
-
-THREE = ("random", "temporal", "spatial")
-MARGIN = 0.03  # a loss smaller than this is "no loss" (about the sampling error at 512 queries near R@1 0.5)
-
-
-def mean_r1(c: dict, galleries=THREE) -> float:
-    return sum(c[f"acc_r1_{g}"] for g in galleries) / len(galleries)
-
-
-def _masking_falls(v: dict, names: list[str], galleries) -> tuple[bool, str]:
-    means = [mean_r1(v[n], galleries) for n in names]
-    joint_drop = mean_r1(v["joint"], galleries) - mean_r1(v["effshortvivit"], galleries)
-    ok = means[0] > means[1] > means[2] and means[0] - means[2] > max(MARGIN, joint_drop + MARGIN)
-    return ok, f"mean R@1 {' -> '.join(f'{m:.3f}' for m in means)}; joint loses {joint_drop:.3f} at 0.75"
-
-
-def _loss(v: dict, method: str, g: str) -> float:
-    return v["joint"][f"acc_r1_{g}"] - v[method][f"acc_r1_{g}"]
-
-
-# (finding of PAPER.md §3, methods it needs (T = 16, seed 0), the rule as text, the rule as code).
-FINDINGS = [
-    ("Joint attention is robust to 75% masking (about -1% R@1)", ["joint", "mask(ratio=0.5)", "effshortvivit"],
-     f"mask 0.75 loses < {MARGIN} mean R@1 (random, temporal, spatial)",
-     lambda v: (mean_r1(v["joint"]) - mean_r1(v["effshortvivit"]) < MARGIN,
-                f"mean R@1 {mean_r1(v['joint']):.3f} -> {mean_r1(v['mask(ratio=0.5)']):.3f} -> {mean_r1(v['effshortvivit']):.3f}")),
-    ("Factorized attention (FST) degrades as masking grows",
-     ["joint", "effshortvivit", "factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)",
-      "factorized_self_attention+mask(ratio=0.75)"],
-     f"mean R@1 falls at 0.5 and at 0.75, in all by > {MARGIN} and by > joint's loss at 0.75 + {MARGIN}",
-     lambda v: _masking_falls(v, ["factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)",
-                                  "factorized_self_attention+mask(ratio=0.75)"], THREE)),
-    ("Frame-level encoders degrade as masking grows",
-     ["joint", "effshortvivit", "frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)"],
-     "same, on random and spatial (frame_avg is at chance on temporal by design)",
-     lambda v: _masking_falls(v, ["frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)"], ("random", "spatial"))),
-    ("PEFT (adapters, LoRA, temporal-only) loses accuracy vs full tuning", ["joint", "adapter", "lora", "fst_temporal"],
-     f"each loses > {MARGIN} mean R@1 vs joint",
-     lambda v: (all(mean_r1(v["joint"]) - mean_r1(v[m]) > MARGIN for m in ("adapter", "lora", "fst_temporal")),
-                "mean R@1 " + ", ".join(f"{m} {mean_r1(v[m]):.3f}" for m in ("joint", "adapter", "lora", "fst_temporal")))),
-    ("MLP adapters beat LoRA", ["adapter", "lora"], "adapter mean R@1 >= lora's",
-     lambda v: (mean_r1(v["adapter"]) >= mean_r1(v["lora"]), f"adapter {mean_r1(v['adapter']):.3f}, lora {mean_r1(v['lora']):.3f}")),
-    ("Coarse temporal patches hurt temporal tasks (more than spatial ones)", ["joint", "coarse_temporal"],
-     f"coarse_temporal loses > {MARGIN} on temporal, and more than on spatial",
-     lambda v: (_loss(v, "coarse_temporal", "temporal") > max(MARGIN, _loss(v, "coarse_temporal", "spatial")),
-                f"loses {_loss(v, 'coarse_temporal', 'temporal'):+.3f} temporal, {_loss(v, 'coarse_temporal', 'spatial'):+.3f} spatial")),
-    ("Coarse spatial patches show the reverse (hurt spatial more than temporal)", ["joint", "coarse_spatial"],
-     "coarse_spatial loses more on spatial than on temporal",
-     lambda v: (_loss(v, "coarse_spatial", "spatial") > _loss(v, "coarse_spatial", "temporal"),
-                f"loses {_loss(v, 'coarse_spatial', 'spatial'):+.3f} spatial, {_loss(v, 'coarse_spatial', 'temporal'):+.3f} temporal")),
-    ("TubeViT degrades on all benchmarks", ["joint", "tubevit"], f"tubevit loses > {MARGIN} on each of the three",
-     lambda v: (all(_loss(v, "tubevit", g) > MARGIN for g in THREE),
-                "loses " + ", ".join(f"{_loss(v, 'tubevit', g):+.3f} {g}" for g in THREE))),
-    ("LongViViT (75% masking, last 4 layers tuned) costs no accuracy [proxy depth 2: all layers tune, patch frozen]",
-     ["joint", "longvivit"], f"longvivit loses < {MARGIN} mean R@1",
-     lambda v: (mean_r1(v["joint"]) - mean_r1(v["longvivit"]) < MARGIN,
-                f"mean R@1 {mean_r1(v['joint']):.3f} -> {mean_r1(v['longvivit']):.3f}")),
-]
-
-
-def findings_lines(cells: list[dict]) -> list[str]:
-    out = ["## Where the paper's qualitative findings land on the proxy (T = 16, seed 0)", "",
-           "Agreement is not required of a proxy; each verdict follows the rule written next to it. "
-           "R@1 per cell is in the last table.", "",
-           "| finding (PAPER.md §3) | rule | on the proxy | verdict |", "|---|---|---|---|"]
-    for finding, needed, rule, check in FINDINGS:
-        found = {m: first_run(cells, m) for m in needed}
-        if any(c is None for c in found.values()):
-            missing = [m for m, c in found.items() if c is None]
-            out.append(f"| {finding} | {rule} | cells not run: {', '.join(missing)} | not run |")
-            continue
-        ok, shown = check(found)
-        out.append(f"| {finding} | {rule} | {shown} | {'agrees' if ok else 'disagrees'} |")
-    return out
-
-
-def command_of(c: dict) -> str:
-    """The command with the environment that shaped it (threads; a non-default cache dir)."""
-    env = f"OMP_NUM_THREADS={c['omp_num_threads']} " if c.get("omp_num_threads") else ""
-    if c.get("cache", "default") != "default":
-        env += f"VFBENCH_CACHE={c['cache']} "
-    return env + c["command"]
-
-
-def example_lines(cells: list[dict]) -> list[str]:
-    out = ["## The 6-cell example (`--methods joint,frame_avg,effshortvivit --frames 16..32`)", ""]
-    runs: dict[tuple, list[dict]] = {}
-    for c in cells:
-        if c["plan"] == "example":
-            runs.setdefault((c.get("omp_num_threads", ""), c.get("cache", "")), []).append(c)
-    if not runs:
-        return out + ["not run"]
-    for (threads, cache), ex in runs.items():
-        total, stage1 = sum(c["wall_s"] for c in ex), sum(c.get("acc_stage1_s", 0.0) for c in ex)
-        out += [f"OMP_NUM_THREADS={threads}, empty cache {cache}: measure_accuracy on the {len(ex)} cells one after another "
-                f"took {total:.0f} s wall ({total / 60:.1f} min), stage 1 included once ({stage1:.0f} s). Per cell:", ""]
-        out += [f"- {c['method']} T={c['frames']}: {c['wall_s']} s wall, of which stage-2 training {c.get('acc_train_s')} s, "
-                f"evaluation {c.get('acc_eval_s')} s" for c in ex] + [""]
-    return out
-
-
-def write_tables(cells: list[dict]) -> None:
-    default = default_budget("cpu").to_dict()
-    main_cells = [c for c in cells if c["budget"] == default]
-    variants = [c for c in cells if c["budget"] != default]
-    commands = sorted({command_of(c) for c in cells})
-    text = ["# Proxy-accuracy honesty checks (issue 9)", "", "Generated by `python benchmarks/proxy_honesty.py tables` from",
-            "`results/proxy-honesty/cells.jsonl`, which these commands wrote (one after another or two at a time,",
-            "on a shared 2-core CPU; times are wall-clock under that load):", ""]
-    text += [f"    {c}" for c in commands]
-    text += ["", f"Budget (`default_budget('cpu')`): `{json.dumps(default)}`", ""] + honesty_lines(main_cells)
-    text += [""] + findings_lines(main_cells) + [""] + example_lines(main_cells)
-    text += ["", "## Every cell", ""] + cell_table(main_cells)
-    if variants:
-        text += ["", "## Task variants (same budget, task knobs changed as noted)", ""]
-        for plan, knobs in VARIANTS.items():
-            text += [f"{plan}: task {knobs}", ""] + cell_table([c for c in variants if c["plan"] == plan])
-    (OUT / "honesty.md").write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+def example() -> None:
+    """Time issue 9's command end to end as a user runs it (measurements, proxy training, report), with an
+    empty proxy cache so stage 1 is included; append one line per cell with the whole run's wall time."""
+    budget = default_budget("cpu").to_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "VFBENCH_CACHE": f"{tmp}/cache"}
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vfbench", "run", *EXAMPLE, "--out", tmp, "--run-id", "example"],
+                       env=env, check=True)
+        wall = round(time.perf_counter() - start, 1)
+        records = [json.loads(line) for line in Path(tmp, "example", "records.jsonl").read_text().splitlines()]
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+    with CELLS_FILE.open("a") as f:
+        for r in records:
+            line = {
+                "plan": "example", "method": r["method"], "frames": r["frames"], "seed": r["seed"], "status": r["status"],
+                "wall_s": r.get("cell_s"), "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
+                "torch": torch.__version__, "command": "python benchmarks/proxy_honesty.py example",
+                "user_command": "vfbench run " + " ".join(shlex.quote(a) for a in EXAMPLE), "cache": "default", "budget": budget, "run_id": run_id, "run_wall_s": wall, "load_before": round(load, 2),
+                **{k: v for k, v in r.items() if k.startswith("acc_")},
+            }
+            f.write(json.dumps(line) + "\n")
+    print(f"example: {len(records)} cells in {wall} s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -293,10 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("plans", nargs="+", choices=sorted(PLANS))
     r.add_argument("--model", default="small", help="the cell's preset (the proxy model is fixed; see tasks/proxy.py)")
     sub.add_parser("tables")
+    sub.add_parser("example", help="time `vfbench run " + " ".join(EXAMPLE) + "` end to end; append its cells")
     args = p.parse_args(argv)
     if args.cmd == "run":
         run(args.plans, args.model)
+    elif args.cmd == "example":
+        example()
     else:
+        from proxy_honesty_report import write_tables  # noqa: PLC0415 (the tables need nothing else)
+
         write_tables(load_cells())
 
 
