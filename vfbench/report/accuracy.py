@@ -95,7 +95,7 @@ def accuracy_vs_memory(run: Run, key: str) -> Optional[Drawn]:
         ax.set_xlabel(f"{budget_peak_key(run.records)} (log2)")
         ax.set_ylabel(key)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")  # wherever it covers the fewest points
     for ax in axes[len(frames):]:
         ax.set_visible(False)
     label = accuracy_metric(key).label
