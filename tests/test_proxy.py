@@ -85,6 +85,9 @@ def test_metrics_cache_and_repeatability(tmp_path, monkeypatch):
     assert all(k in first for k in KEYS)
     assert first["acc_chance_random"] == pytest.approx(1 / 32) and first["acc_chance_temporal"] == pytest.approx(1 / 6)
     assert first["acc_stage1_cached"] is False and first["acc_steps"] == 3 and first["acc_schedule"] == "cosine"
+    # whole groups: 12 queries ask for 1 random group of 32, 2 temporal groups of 6, 12 spatial groups of 1 query
+    assert (first["acc_queries_random"], first["acc_queries_temporal"], first["acc_queries_spatial"]) == (32, 12, 12)
+    assert first["acc_queries_shuffled"] == first["acc_queries_single_frame"] == 12
     assert len(list(tmp_path.glob("stage1-*.pt"))) == 1
 
     def no_training(*args, **kwargs):

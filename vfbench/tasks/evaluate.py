@@ -46,7 +46,8 @@ def embed_videos(model, video: torch.Tensor, device: torch.device, autocast_dtyp
 def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int, device: torch.device,
              autocast_dtype=None) -> dict[str, float]:
     """R@1 on the random, temporal and spatial galleries, plus the shuffled-frames and middle-frame
-    controls on the temporal gallery; and the chance level of each."""
+    controls on the temporal gallery; the chance level of each, and its number of queries (at least
+    `sizes.queries`: whole groups)."""
     was_training = model.training
     model.eval()
     scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("random", "temporal", "spatial", "shuffled", "single_frame")}
@@ -65,7 +66,9 @@ def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int
     model.train(was_training)
     out = {}
     for name, parts in scores.items():
-        out[f"acc_r1_{name}"] = round(float(torch.cat(parts).mean()), 4)
+        per_query = torch.cat(parts)
+        out[f"acc_r1_{name}"] = round(float(per_query.mean()), 4)
+        out[f"acc_queries_{name}"] = per_query.numel()
         size = sizes.random if name == "random" else sizes.spatial if name == "spatial" else sizes.temporal
         out[f"acc_chance_{name}"] = 1.0 / size
     return out

@@ -166,7 +166,7 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
         **metrics, **plan,
         "acc_batch": budget.batch, "acc_lr": budget.lr, "acc_weight_decay": budget.weight_decay,
         "acc_grad_clip": budget.grad_clip, "acc_schedule": budget.schedule, "acc_hard_fraction": budget.hard_fraction,
-        "acc_queries": budget.eval_queries, "acc_train_s": round(train_s, 2),
+        "acc_train_s": round(train_s, 2),
         "acc_eval_s": round(time.perf_counter() - start, 2), "acc_loss_final": round(loss, 4),
         "acc_model": f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
         "acc_task": budget.task.summary(), **info,
@@ -203,7 +203,7 @@ def short_cell(cell: CellSpec, budget: ProxyBudget) -> CellSpec | None:
 
 def short_key(cell: CellSpec, budget: ProxyBudget) -> str:
     ident = {"format": SHORT_FORMAT, "method": compose(cell.method).label, "frames": cell.frames, "seed": cell.seed,
-             "dtype": str(autocast_dtype(cell, budget)),
+             "device": resolve_device(cell.device), "dtype": str(autocast_dtype(cell, budget)),
              "budget": {k: v for k, v in budget.to_dict().items() if k in TRAINING_KEYS}}
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
