@@ -104,14 +104,17 @@ def _noop(_: str) -> None:
     pass
 
 
+def autocast(device_type: str, dtype: torch.dtype | None):
+    """torch.autocast to `dtype` on the device, or no context where dtype is None (plain fp32)."""
+    return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def train_step(s: Setup, phase: Phase = _noop) -> torch.Tensor:
     """One training step; returns the loss (not synchronised). `phase` is told 'forward', 'backward',
     'optimizer' and 'idle' as the step moves on (the memory tracker attributes tensors with it)."""
     phase("forward")
     s.optimizer.zero_grad(set_to_none=True)
-    dtype = s.autocast_dtype
-    ctx = torch.autocast(s.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    with ctx:
+    with autocast(s.device.type, s.autocast_dtype):
         loss = s.model(s.video, s.ids)
     phase("backward")
     loss.backward()

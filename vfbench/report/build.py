@@ -15,7 +15,7 @@ from vfbench.report import accuracy, html, markdown, plots
 from vfbench.report.budgets import choose_budgets, fits_table
 from vfbench.report.document import Code, Document, Facts, Note, Section
 from vfbench.report.load import Run, load_run
-from vfbench.report.metrics import accuracy_keys, budget_peak_key, metric_named, metrics_in
+from vfbench.report.metrics import ACC_RESULT, accuracy_keys, budget_peak_key, metric_named, metrics_in
 from vfbench.report.plotting import save
 from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, summary_frame
 from vfbench.report.terminal import contention_note
@@ -116,7 +116,7 @@ def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
 
 def _accuracy_coverage(run: Run) -> Note:
     """Which cells carry proxy accuracy, and why (the CPU default trains a documented subset)."""
-    with_acc = sum(1 for r in run.records if any(k.startswith("acc_r1") for k in r.extra))
+    with_acc = sum(1 for r in run.records if any(ACC_RESULT.match(k) for k in r.extra))
     mode = run.info.sweep.get("accuracy")
     text = f"Proxy accuracy (vfbench/tasks: synthetic event-order retrieval) is in {with_acc} of {len(run.records)} cells"
     if mode == "on" and run.info.sweep.get("device") == "cpu":

@@ -7,10 +7,9 @@ exactly, not 0 or 1 depending on the tie-break.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
+from vfbench.step import autocast
 from vfbench.tasks.galleries import GallerySizes, gallery_chunks, middle_frame, shuffle_frames
 from vfbench.tasks.synthetic import TaskConfig, seeded
 
@@ -36,8 +35,7 @@ def embed_videos(model, video: torch.Tensor, device: torch.device, autocast_dtyp
     out = []
     for i in range(0, video.shape[0], EVAL_BATCH):
         clip = video[i : i + EVAL_BATCH].to(device)
-        ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        with ctx:
+        with autocast(device.type, autocast_dtype):
             out.append(model.embed_video(clip).float().cpu())
     return torch.cat(out)
 

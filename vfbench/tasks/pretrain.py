@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import ModelSpec
-from vfbench.tasks.schedule import lr_factor
+from vfbench.tasks.schedule import fit
 from vfbench.tasks.synthetic import TaskConfig, image_batch, seeded, sprite_bank
 
 CACHE_ENV = "VFBENCH_CACHE"
@@ -58,17 +58,9 @@ def train_image_model(spec: ModelSpec, task: TaskConfig, steps: int, batch: int,
     """Contrastive image-text training on single frames; returns the state dict."""
     torch.manual_seed(seed)
     model = build_model(image_spec(spec)).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    warmup = max(steps // 10, 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, "cosine"))
     bank = sprite_bank(task)
-    for step in range(steps):
-        video, ids = image_batch(task, batch, seeded(seed, 7, step), bank)  # (n, 3, 1, R, R), (n, 3)
-        loss = model(video, ids)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    batch_at = lambda step: image_batch(task, batch, seeded(seed, 7, step), bank)  # noqa: E731  (n, 3, 1, R, R), (n, 3)
+    fit(model, batch_at, steps, lr, weight_decay=0.05, warmup=max(steps // 10, 1), schedule="cosine")
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

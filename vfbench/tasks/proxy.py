@@ -32,7 +32,6 @@ draw the batch. Evaluation encodes about 5,100 clips (512+ queries per gallery).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,7 +48,7 @@ from vfbench.step import AUTOCAST, resolve_device
 from vfbench.tasks.evaluate import evaluate
 from vfbench.tasks.galleries import GallerySizes
 from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1, save_atomic
-from vfbench.tasks.schedule import lr_factor
+from vfbench.tasks.schedule import fit
 from vfbench.tasks.synthetic import TaskConfig, clip_batch, seeded, sprite_bank
 
 CPU_MAX_FRAMES = 32
@@ -225,26 +224,11 @@ def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int,
           warmup: int) -> float:
     """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, budget.schedule))
     bank = sprite_bank(budget.task)
-    tail = []
-    for step in range(steps):
-        video, ids = clip_batch(budget.task, frames, budget.batch, budget.hard_fraction, budget.hard_group,
-                                seeded(seed, 1, frames, step), bank)
-        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with ctx:
-            loss = model(video.to(device), ids.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if budget.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, budget.grad_clip)
-        opt.step()
-        sched.step()
-        if step >= steps - 20:
-            tail.append(loss.item())
-    return sum(tail) / max(len(tail), 1)
+    batch_at = lambda step: clip_batch(budget.task, frames, budget.batch, budget.hard_fraction,  # noqa: E731
+                                       budget.hard_group, seeded(seed, 1, frames, step), bank)
+    return fit(model, batch_at, steps, budget.lr, budget.weight_decay, warmup, budget.schedule, budget.grad_clip,
+               device, dtype)
 
 
 def cpu_default_subset(methods: list[str], frames: list[int]) -> list[tuple[str, int]]:
