@@ -81,6 +81,15 @@ def load_cells() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def append_line(plan: str, method: str, frames: int, seed: int, status: str, wall_s, **fields) -> None:
+    """One line of cells.jsonl: the cell, the threads and torch it ran with, then `fields`."""
+    line = {"plan": plan, "method": method, "frames": frames, "seed": seed, "status": status, "wall_s": wall_s,
+            "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
+            "torch": torch.__version__, **fields}
+    with CELLS_FILE.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def run(plans: list[str], model: str) -> None:
     done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)) for c in load_cells()}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
@@ -98,16 +107,11 @@ def run(plans: list[str], model: str) -> None:
                     metrics, status = measure_accuracy(cell, budget, cache), "ok"
             except ProxyUnsupported as exc:
                 metrics, status = {"reason": str(exc)}, "unsupported"
-            line = {
-                "plan": plan, "method": method, "frames": frames, "seed": seed, "status": status,
-                "wall_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""), "torch": torch.__version__,
-                "command": command, "cache": os.environ.get("VFBENCH_CACHE", "default"), "budget": budget.to_dict(), **metrics,
-            }
-            with CELLS_FILE.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+            wall = round(time.perf_counter() - start, 1)
+            append_line(plan, method, frames, seed, status, wall, command=command,
+                        cache=os.environ.get("VFBENCH_CACHE", "default"), budget=budget.to_dict(), **metrics)
             done.add(ident)
-            print(f"{plan} {method} T={frames} seed={seed}: {status} {line['wall_s']} s", flush=True)
+            print(f"{plan} {method} T={frames} seed={seed}: {status} {wall} s", flush=True)
 
 
 EXAMPLE = ["--methods", "joint,frame_avg,effshortvivit", "--frames", "16..32", "--accuracy"]
@@ -126,16 +130,12 @@ def example() -> None:
         wall = round(time.perf_counter() - start, 1)
         records = [json.loads(line) for line in Path(tmp, "example", "records.jsonl").read_text().splitlines()]
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
-    with CELLS_FILE.open("a") as f:
-        for r in records:
-            line = {
-                "plan": "example", "method": r["method"], "frames": r["frames"], "seed": r["seed"], "status": r["status"],
-                "wall_s": r.get("cell_s"), "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-                "torch": torch.__version__, "command": "python benchmarks/proxy_honesty.py example",
-                "user_command": "vfbench run " + " ".join(shlex.quote(a) for a in EXAMPLE), "cache": "default", "budget": budget, "run_id": run_id, "run_wall_s": wall, "load_before": round(load, 2),
-                **{k: v for k, v in r.items() if k.startswith("acc_")},
-            }
-            f.write(json.dumps(line) + "\n")
+    for r in records:
+        append_line("example", r["method"], r["frames"], r["seed"], r["status"], r.get("cell_s"),
+                    command="python benchmarks/proxy_honesty.py example",
+                    user_command="vfbench run " + " ".join(shlex.quote(a) for a in EXAMPLE), cache="default",
+                    budget=budget, run_id=run_id, run_wall_s=wall, load_before=round(load, 2),
+                    **{k: v for k, v in r.items() if k.startswith("acc_")})
     print(f"example: {len(records)} cells in {wall} s")
 
 
