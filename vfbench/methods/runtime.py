@@ -9,7 +9,7 @@ import functools
 import torch
 
 from vfbench.errors import UserError
-from vfbench.models.blocks import ATTN_KERNELS, xformers_available
+from vfbench.models.blocks import ATTN_KERNELS, attention, xformers_available
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 from vfbench.step import COMPILED_CALL
@@ -33,8 +33,9 @@ class Checkpoint(Method):
 class AttnKernel(Method):
     """Attention kernel (a harness knob: the paper does not discuss kernels): sdpa (PyTorch picks),
     flash / efficient / cudnn (one SDPBackend pinned through torch.nn.attention.sdpa_kernel; Dao 2023
-    FlashAttention-2, Rabe & Staats 2021, cuDNN fused attention), math (materialises the S x S matrix; Korthikanti et al. 2022's c_att term) or xformers
-    memory_efficient_attention. Every kernel but math stores no S x S matrix for backward."""
+    FlashAttention-2, Rabe & Staats 2021, cuDNN fused attention), math (materialises the S x S matrix;
+    Korthikanti et al. 2022's c_att term) or xformers memory_efficient_attention. Every kernel but math
+    stores no S x S matrix for backward."""
 
     name = "attn_kernel"
     axis = "runtime"
@@ -74,15 +75,13 @@ def probe_kernel(kind: str, head_dim: int, dtype: str) -> str:
     """Run the pinned kernel forward and backward once on small CUDA tensors of the cell's head size and
     dtype; '' when it works, else torch's first line of why (it checks compute capability, build flags
     and cuDNN version, which the availability flags alone do not)."""
-    from vfbench.models.blocks import attention
-
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
     try:
         q, k, v = (torch.randn(1, 2, 128, head_dim, device="cuda", dtype=torch_dtype, requires_grad=True) for _ in range(3))
         attention(q, k, v, kind).sum().backward()
         torch.cuda.synchronize()
     except RuntimeError as exc:
-        return str(exc).strip().splitlines()[0][:200]
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return ""
 
 
