@@ -5,9 +5,11 @@
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh        (the device tool sets $OUT itself)
 # On the device tool: command `timeout 540 bash benchmarks/gpu_check.sh`, timeout_s 580 (room to pack).
 # Budget: one device call may run 600 s. Each step has its own timeout so one slow step cannot eat the
-# rest; STEPS picks a subset (default: all), e.g. STEPS="joint-vitb estimate-vs-measured".
+# rest; the default STEPS (kernels and compile, most valuable first) add up to 510 s. STEPS picks a subset
+# or the earlier checks, e.g. STEPS="joint-vitb estimate-vs-measured" (see the list below).
 # The device tool returns at most 8 files from $OUT, so everything is written to a work folder and packed
 # into $OUT/gpu-check.tgz on exit (also when a limit stops the script): unpack it under results/gpu-<card>/.
+# A run stopped by its step's limit keeps the cells it finished (records.jsonl is appended per cell).
 set -uo pipefail
 FINAL=${OUT:-/tmp/vfbench-gpu}
 OUT=$(mktemp -d /tmp/vfbench-gpu-work.XXXX)
@@ -16,15 +18,33 @@ trap 'find "$OUT" -name .lock -delete; tar czf "$FINAL/gpu-check.tgz" -C "$OUT" 
 exec > >(tee "$OUT/console.log") 2>&1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 VF="python -m vfbench"
-STEPS=${STEPS:-env gpu-tests joint-vitb estimate-vs-measured recipes-vitb accuracy pytest-benchmark}
+STEPS=${STEPS:-env gpu-tests kernels-vitb compile-16 compile-256 recipes-compile kernel-table}
+# Kernel and compile sweeps: fewer timed steps than run's CUDA default (3 warm-up, 10 and 2 s) to fit the
+# call; the records keep their p10-p90 spread. The first step of a compiled cell is its compilation.
+FAST="--no-accuracy --no-report --warmup 2 --min-repeats 5 --min-seconds 1"
 step() { local name=$1 limit=$2; shift 2; case " $STEPS " in *" $name "*) ;; *) echo "== $name (not in STEPS)"; return;; esac; echo "== $name (limit ${limit}s)"; local t0=$SECONDS
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; local rc=$?
   echo "   rc=$rc in $((SECONDS - t0))s"; tail -n 25 "$OUT/$name.log"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.csv" 2>&1; cat "$OUT/gpu.csv"
-step env 60 $VF env --device cuda --json
-# GPU-only tests (xformers equivalence skips cleanly where xformers is absent).
-step gpu-tests 60 python -m pytest -q -m gpu tests -p no:cacheprovider
+step env 15 $VF env --device cuda --json
+# GPU-only tests (xformers equivalence skips cleanly where xformers is absent): the pinned kernels,
+# the profiler's busy share.
+step gpu-tests 45 python -m pytest -q -m gpu tests -p no:cacheprovider
+# Step time on the GPU, at 16 frames (launch-bound?) and 256 (MFU): each attention kernel eager (math
+# only where it fits: the estimate skips the rest), then torch.compile, then the recipes eager vs compiled.
+# A vit-b cell takes ~10 s at 16 frames and ~20 s at 256 eager; compiling adds tens of seconds (compile_s).
+step kernels-vitb 130 $VF run --device cuda --model vit-b --frames 16,256 $FAST --out "$OUT/runs" --run-id kernels-vitb \
+  --methods 'joint,attn_kernel(kind=cudnn),attn_kernel(kind=flash),attn_kernel(kind=efficient),attn_kernel(kind=math)'
+step compile-16 90 $VF run --device cuda --model vit-b --frames 16 $FAST --out "$OUT/runs" --run-id compile-16 \
+  --methods 'compile,compile(mode=reduce_overhead)'
+step compile-256 120 $VF run --device cuda --model vit-b --frames 256 $FAST --out "$OUT/runs" --run-id compile-256 \
+  --methods 'compile+attn_kernel(kind=cudnn),compile'
+step recipes-compile 100 $VF run --device cuda --model vit-b --frames 16,256 $FAST --out "$OUT/runs" --run-id recipes-compile \
+  --methods 'longvivit,longvivit+compile,effshortvivit,effshortvivit+compile'
+step kernel-table 10 python benchmarks/kernel_table.py "$OUT"/runs/{kernels-vitb,compile-16,compile-256,recipes-compile} \
+  --out "$OUT/kernel-table.md"
+# Earlier checks (results/gpu-h100 has them), by STEPS only.
 # Issue 2: the joint sweep on CUDA: allocated, reserved and NVML peaks, MFU (memory and time only here).
 step joint-vitb 120 $VF run --device cuda --model vit-b --methods joint --frames 16..256 --no-accuracy --out "$OUT/runs" --run-id joint-vitb
 # Issue 4: estimate vs max_memory_allocated, target 10%.

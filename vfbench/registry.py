@@ -160,11 +160,15 @@ def get_method(call: MethodCall | str) -> Method:
     return cls(**dict(call.params))
 
 
+STACKABLE = ("runtime",)  # axes whose methods stack (checkpoint+bf16+compile), each method at most once
+
+
 @dataclass(frozen=True)
 class Composition:
-    """Methods composed with '+', at most one per axis, with a canonical label."""
+    """Methods composed with '+': at most one per axis, except runtime methods, which stack (each at most
+    once); with a canonical label."""
 
-    methods: tuple  # tuple[Method, ...] in axis order
+    methods: tuple  # tuple[Method, ...] in axis order; stacked methods by name
     label: str
 
     def by_axis(self, axis: str) -> Method | None:
@@ -189,39 +193,42 @@ class Composition:
 def compose(text: str) -> Composition:
     """'joint + mask(ratio=0.75) + last_k(k=4)' or a recipe name -> Composition.
 
-    Baseline methods (joint attention, full tuning) are filled in where an axis is left empty. The label
-    lists the non-baseline methods in axis order with every parameter spelt out, so equal cells get
-    equal labels; a composition that is exactly a recipe is labelled with the recipe's name.
+    Baseline methods (joint attention, full tuning) are filled in where an axis is left empty. Runtime
+    methods stack, each once (a method named twice with different parameters is refused). The label
+    lists the non-baseline methods in axis order (runtime ones by name) with every parameter spelt out,
+    so equal cells get equal labels; a recipe alone, or a recipe with runtime methods only, keeps the
+    recipe's name (longvivit+checkpoint).
     """
     _ensure_loaded()
     parts = [p.strip() for p in split_top_level(text, "+")]
     if not any(parts):
         raise UserError("empty method composition; write e.g. 'joint' or 'joint+mask(ratio=0.75)'")
-    chosen: dict[str, Method] = {}
-    recipe_name = None
+    chosen: dict[str, Method] = {}  # axis -> method; for stacked axes "axis:name" -> method
+    recipes_named = []
     for part in parts:
         if not part:
             raise UserError(f"empty term in {text!r}; terms are joined by single '+'")
         if part in _RECIPES:
-            sub = compose(_RECIPES[part].text)
-            if len(parts) == 1:
-                recipe_name = part
-            items = [m for m in sub.methods]
+            recipes_named.append(part)
+            items = list(compose(_RECIPES[part].text).methods)
         else:
             items = [get_method(part)]
         for m in items:
-            prev = chosen.get(m.axis)
+            slot = f"{m.axis}:{m.name}" if m.axis in STACKABLE else m.axis
+            prev = chosen.get(slot)
             if prev is not None and prev.label != m.label:
+                rule = "compose each runtime method at most once" if m.axis in STACKABLE else "compose at most one method per axis"
                 raise UserError(
-                    f"conflicting methods in {text!r}: {prev.label!r} and {m.label!r} are both on the {m.axis} axis; "
-                    "compose at most one method per axis"
+                    f"conflicting methods in {text!r}: {prev.label!r} and {m.label!r} are both on the {m.axis} axis; {rule}"
                 )
-            chosen[m.axis] = m
+            chosen[slot] = m
     for axis, name in BASELINE.items():
         chosen.setdefault(axis, get_method(name))
-    methods = tuple(chosen[a] for a in AXES if a in chosen)
-    if recipe_name:
-        label = recipe_name
+    methods = tuple(sorted(chosen.values(), key=lambda m: (AXES.index(m.axis), m.name if m.axis in STACKABLE else "")))
+    stacked = [m.label for m in methods if m.axis in STACKABLE]
+    others = [p for p in parts if p not in recipes_named and get_method(p).axis not in STACKABLE]
+    if len(recipes_named) == 1 and not others:
+        label = "+".join([recipes_named[0]] + stacked)
     else:
         extra = [m.label for m in methods if m.name != BASELINE.get(m.axis)]
         label = "+".join(extra) if extra else BASELINE["attention"]

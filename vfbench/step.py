@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
 from vfbench.errors import UserError
 from vfbench.models import DualEncoder, build_model, get_preset
@@ -109,13 +110,26 @@ def autocast(device_type: str, dtype: torch.dtype | None):
     return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+COMPILED_CALL = "compiled_call"  # where the compile method leaves torch.compile(model) (not a submodule)
+
+
+def compiled_or_eager(model: torch.nn.Module):
+    """The compiled model where the compile method made one, else the model. Under a Python dispatch mode
+    (the CPU live-tensor tracker, FlopCounterMode, the estimate's FakeTensorMode) the eager model: dynamo
+    skips frames there and marks their code as never to be compiled again in this process."""
+    compiled = getattr(model, COMPILED_CALL, None)
+    if compiled is None or _get_current_dispatch_mode_stack():
+        return model
+    return compiled
+
+
 def train_step(s: Setup, phase: Phase = _noop) -> torch.Tensor:
     """One training step; returns the loss (not synchronised). `phase` is told 'forward', 'backward',
     'optimizer' and 'idle' as the step moves on (the memory tracker attributes tensors with it)."""
     phase("forward")
     s.optimizer.zero_grad(set_to_none=True)
     with autocast(s.device.type, s.autocast_dtype):
-        loss = s.model(s.video, s.ids)
+        loss = compiled_or_eager(s.model)(s.video, s.ids)
     phase("backward")
     loss.backward()
     phase("optimizer")

@@ -183,7 +183,7 @@ def _now() -> str:
 
 def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     from vfbench.commands.progress import TerminalProgress
-    from vfbench.report.terminal import contention_note, sweep_table
+    from vfbench.report.terminal import contention_note, launch_bound_note, sweep_table
     from vfbench.runner.executors import make_executor
     from vfbench.runner.sweep import Interrupted, run_sweep
 
@@ -216,9 +216,8 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
     print(f"\n{', '.join(f'{v} {k}' for k, v in counts.items())}; records: {store.records_path}")
-    busy = contention_note(records)
-    if busy:
-        print(f"vfbench: warning: {busy}", file=sys.stderr)
+    for warning in filter(None, (contention_note(records), launch_bound_note(records))):
+        print(f"vfbench: warning: {warning}", file=sys.stderr)
     if report:
         _write_report(store.path)
     return 0

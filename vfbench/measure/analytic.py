@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from vfbench.measure.memory import MIB
+from vfbench.models.blocks import STORES_SCORES
 from vfbench.spec import CellSpec, ModelSpec
 
 
@@ -63,7 +64,7 @@ def attention_bytes(D: int, h: int, seq: int, b: Bytes) -> float:
     """Per token, besides q, k, v (3·c·D, counted by the block): sdpa keeps its output and an fp32
     log-sum-exp per head; math keeps the reshaped output and h·seq scores (PAPER.md §4, c_att). Its
     matmuls keep contiguous copies of q·scale, k and v instead of the qkv storage: the same 3·c·D."""
-    if b.kernel == "math":
+    if b.kernel in STORES_SCORES:
         return b.c * D + h * seq * b.score
     return b.c * D + 4 * h
 

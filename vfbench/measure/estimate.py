@@ -25,7 +25,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from vfbench.measure import estimate_cuda as cu
 from vfbench.measure.analytic import analytic_peak
 from vfbench.measure.memory import MIB, MemoryBreakdown, track_peak
+from vfbench.methods.runtime import ON_THIS_MACHINE
 from vfbench.models import build_model, count_params
+from vfbench.models.blocks import STORES_SCORES
 from vfbench.spec import CellSpec
 from vfbench.step import Setup, analytic_step_flops, cell_problems, configured_spec, make_optimizer, synthetic_batch, train_step
 
@@ -33,7 +35,7 @@ KINDS = {
     "cpu": "fake-cpu",  # the CPU measurement's own ops and tracker
     "cuda": "fake-cpu+cuda-corrections",  # traced on fake CPU tensors, corrected for the CUDA step
 }
-_UNAVAILABLE_HERE = "xformers is not importable here"
+_UNAVAILABLE_HERE = ON_THIS_MACHINE  # a CUDA target is estimated whatever kernels this machine has
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Estimate:
 
 def estimate_problems(cell: CellSpec) -> list[str]:
     """Why a cell cannot be estimated (empty when it can): the run's own reasons, except that a CUDA target
-    does not need xformers installed here (it is modelled as memory-efficient attention)."""
+    does not need its attention kernel available here (xformers, flash, ... are modelled, see notes_for)."""
     comp, spec = configured_spec(cell)
     reasons = cell_problems(cell, comp, spec)
     if cell.device == "cuda":
@@ -85,19 +87,22 @@ def estimate_problems(cell: CellSpec) -> list[str]:
 def notes_for(cell: CellSpec, spec) -> str:
     kernel = spec.attn_kernel
     dtype = spec.precision or cell.dtype
+    compiled = "; torch.compile not modelled: the eager step is traced" if spec.option("compile") else ""
     if cell.device == "cpu":
         attn = "math kernel: S x S scores kept" if kernel == "math" else "sdpa: CPU flash kernel, no S x S matrix"
-        return f"traced on fake CPU tensors with the CPU measurement's tracker; {attn}; {dtype}"
+        return f"traced on fake CPU tensors with the CPU measurement's tracker; {attn}; {dtype}{compiled}"
     if kernel == "math":
         attn = "attention: math kernel, (B,h,S,S) scores kept (CUDA autocast: fp32 softmax + bf16 copy)"
+    elif kernel in ("efficient", "cudnn", "xformers"):
+        attn = f"attention: {kernel} modelled as the CPU flash kernel's saved tensors, no S x S matrix (its backward workspace not modelled)"
     else:
         flash = "flash (bf16; + dq_accum/softmax_d backward workspace)" if dtype == "bf16" else "memory-efficient (fp32)"
-        via = "xformers modelled as " if kernel == "xformers" else "sdpa as "
-        attn = f"attention: {via}{flash}, no S x S matrix"
+        attn = f"attention: {'flash' if kernel == 'flash' else 'sdpa as ' + flash}, no S x S matrix"
     return (
         f"traced on fake CPU tensors (a CPU build cannot fake CUDA kernels); corrections: 512-B allocator blocks, "
         f"CUDA autocast fp32 ops, {attn}, cuBLAS workspaces {cu.CUBLAS_HANDLES} x 32 MiB (sm90); {dtype}"
         f"{', activation checkpointing' if spec.checkpoint else ''}; not modelled: cuDNN workspaces, CUDA context, fragmentation"
+        f"{compiled}"
     )
 
 
@@ -113,10 +118,13 @@ class FakeStep:
         self.cell = cell
         self.cuda = cell.device == "cuda"
         self.comp, spec = configured_spec(cell)
-        if spec.attn_kernel == "xformers":  # memory-efficient attention: what sdpa picks on CUDA too
+        self.notes = notes_for(cell, spec)
+        # Kernels that store no S x S matrix are traced as sdpa (the CPU flash kernel saves what CUDA flash
+        # and memory-efficient attention save); only flash, or sdpa picking it, adds flash's backward scratch.
+        self.flash_scratch = self.cuda and spec.attn_kernel in ("sdpa", "flash")
+        if spec.attn_kernel not in STORES_SCORES:
             spec = dataclasses.replace(spec, attn_kernel="sdpa")
         self.spec = spec
-        self.notes = notes_for(cell, spec)
         self.mode = FakeTensorMode()
         with self.mode:
             torch.manual_seed(cell.seed)
@@ -140,7 +148,7 @@ class FakeStep:
 
     def trace(self, frames: int) -> Estimate:
         t0 = time.perf_counter()
-        tracker = cu.FakeStepTracker(cu.CUDA_BLOCK_BYTES if self.cuda else 1, cuda_flash=self.cuda)
+        tracker = cu.FakeStepTracker(cu.CUDA_BLOCK_BYTES if self.cuda else 1, cuda_flash=self.flash_scratch)
         with self.mode:
             setup = self.setup(frames)
             breakdown, phase = _traced_peak(setup, tracker, self._policy())

@@ -98,5 +98,16 @@ def time_steps(
     return dataclasses.replace(summarize(times), cpu_others_frac=others)
 
 
+def first_step_s(step: Callable[[], object], cuda_device: torch.device | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds of one synchronised step: the first, which creates the optimizer state and, under
+    torch.compile, traces and generates code (`compile_s`; it depends on inductor's on-disk cache)."""
+    t0 = clock()
+    step()
+    if cuda_device is not None:
+        torch.cuda.synchronize(cuda_device)
+    return clock() - t0
+
+
 def _done(n: int, elapsed: float, min_n: int, min_s: float, max_n: int, max_s: float) -> bool:
     return (n >= min_n and elapsed >= min_s) or n >= max_n or (elapsed >= max_s and n >= 1)

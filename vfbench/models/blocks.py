@@ -10,7 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTN_KERNELS = ("sdpa", "math", "xformers")
+# sdpa: PyTorch picks; flash / efficient / cudnn: one SDPBackend pinned; math: the S x S formulation written
+# out; xformers: memory_efficient_attention. Only `math` stores an S x S matrix for backward.
+ATTN_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
+PINNED_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION"}
+STORES_SCORES = ("math",)  # kernels whose backward keeps the (B, h, S, S) matrix (the memory models key on this)
 
 
 def xformers_available() -> bool:
@@ -24,12 +28,19 @@ def xformers_available() -> bool:
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str) -> torch.Tensor:
     """q, k, v: (B, h, S, d) -> (B, h, S, d).
 
-    sdpa lets PyTorch pick flash / memory-efficient / math kernels; math materialises the (S, S)
-    matrix and keeps it for backward (Korthikanti et al. 2022's c_att term); xformers calls
-    memory_efficient_attention, which stores only the log-sum-exp (PAPER.md §4).
+    sdpa lets PyTorch pick flash / memory-efficient / cuDNN / math kernels; flash, efficient and cudnn pin
+    one SDPBackend through torch.nn.attention.sdpa_kernel (no fallback: an unsupported input raises);
+    math materialises the (S, S) matrix and keeps it for backward (Korthikanti et al. 2022's c_att term;
+    the computation of SDPBackend.MATH, written out so trackers and the estimate see every tensor);
+    xformers calls memory_efficient_attention, which stores only the log-sum-exp (Rabe & Staats 2021).
     """
     if kernel == "sdpa":
         return F.scaled_dot_product_attention(q, k, v)
+    if kernel in PINNED_BACKENDS:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(getattr(SDPBackend, PINNED_BACKENDS[kernel])):  # traced by dynamo under compile too
+            return F.scaled_dot_product_attention(q, k, v)
     if kernel == "math":
         scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, h, S, S)
         return scores.softmax(dim=-1) @ v

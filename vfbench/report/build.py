@@ -18,7 +18,7 @@ from vfbench.report.load import Run, load_run
 from vfbench.report.metrics import ACC_RESULT, accuracy_keys, budget_peak_key, metric_named, metrics_in
 from vfbench.report.plotting import save
 from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, summary_frame
-from vfbench.report.terminal import contention_note
+from vfbench.report.terminal import contention_note, launch_bound_note
 
 PLOTS = "plots"
 
@@ -77,6 +77,8 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
 
     busy = contention_note(run.records)  # a loaded machine slows every step alike: the spread cannot show it
     speed = [Note(f"Warning: {busy}")] if busy else []
+    idle = launch_bound_note(run.records)  # launch-bound steps time the host, not the method
+    speed += [Note(f"Warning: {idle}")] if idle else []
     speed += _saved(plots.throughput_vs_frames(run), plot_dir, root)
     for key in ("step_ms_median", "clips_per_s", "tokens_per_s"):
         if key in present:

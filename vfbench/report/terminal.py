@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 from tabulate import tabulate
 
 from vfbench.measure.contention import OTHERS_WARN_FRAC
+from vfbench.measure.gpu_busy import LAUNCH_BOUND_BELOW
 from vfbench.runner.record import Record
 
 SHORT = {"oom": "OOM", "skipped": "skipped", "timeout": "timeout", "error": "error"}
@@ -52,4 +53,20 @@ def contention_note(records: Iterable[Record], threshold: float = OTHERS_WARN_FR
         f"{len(busy)} of {len(timed)} timed cells ran while other processes used more than {threshold:.0%} of the "
         f"machine's CPU (cpu_others_frac; worst {worst.cpu_others_frac:.0%}, {worst.method} at {worst.frames} frames): "
         "their step times may be inflated; re-run on a quiet machine."
+    )
+
+
+def launch_bound_note(records: Iterable[Record]) -> Optional[str]:
+    """One sentence when CUDA cells were launch-bound (`launch_bound`, measure/gpu_busy.py): their GPU idled
+    between kernels, so their step time is the host's and methods' times look alike. None otherwise."""
+    profiled = [r for r in records if r.status == "ok" and r.extra.get("gpu_busy_frac") is not None]
+    idle = [r for r in profiled if r.extra.get("launch_bound")]
+    if not idle:
+        return None
+    worst = min(idle, key=lambda r: r.extra["gpu_busy_frac"])
+    return (
+        f"{len(idle)} of {len(profiled)} CUDA cells were launch-bound: kernels kept the GPU busy less than "
+        f"{LAUNCH_BOUND_BELOW:.0%} of the step (gpu_busy_frac; worst {worst.extra['gpu_busy_frac']:.0%}, {worst.method} at "
+        f"{worst.frames} frames): their step times measure the host's launch overhead, not the method; "
+        "compare them with a larger batch or compile."
     )

@@ -12,8 +12,9 @@ import torch
 
 from vfbench.measure.estimate import estimate_before_run
 from vfbench.measure.flops import counted_flops, device_peak_flops
+from vfbench.measure.gpu_busy import busy_keys
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
-from vfbench.measure.timing import time_steps
+from vfbench.measure.timing import first_step_s, time_steps
 from vfbench.models import count_params
 from vfbench.runner.faults import fault_for, inject
 from vfbench.runner.record import Record
@@ -88,8 +89,11 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
     on_cuda = device.type == "cuda"
     step = lambda: train_step(setup)  # noqa: E731
     setup_s = time.time() - started - estimate.get("estimate_s", 0.0)  # the estimate is reported on its own
-    # Warm-up. The first step creates the optimizer state; the second is counted by FlopCounterMode.
-    step()
+    # Warm-up. The first step creates the optimizer state (and, compiled, pays for the compilation:
+    # compile_s, never a timed step); the second is counted by FlopCounterMode.
+    first_s = first_step_s(step, device if on_cuda else None)
+    mode = setup.spec.option("compile")
+    compiled = {"compile_mode": mode, "compile_s": round(first_s, 3)} if mode else {}
     flops_counted = counted_flops(step)
     tokens = setup.model.video.last_tokens
     flops_analytic = analytic_step_flops(setup)
@@ -118,6 +122,7 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
         step, warmup=1, min_repeats=m.min_repeats, min_seconds=m.min_seconds, max_repeats=m.max_repeats,
         max_seconds=m.max_seconds, cuda_device=device if on_cuda else None,
     )
+    busy = busy_keys(step, device) if on_cuda else {}  # after timing: the profiler slows the host
     loss = float(step())
     total, trainable = count_params(setup.model)
     seconds = timing.step_ms_median / 1e3
@@ -138,6 +143,8 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
         flops_per_step_counted=flops_counted,
         flops_per_step_analytic=flops_analytic,
         mfu=mfu,
+        **busy,
+        **compiled,
         loss=round(loss, 5),
         peak_rss_mib=round(peak_rss_mib(), 1),
         setup_s=round(setup_s, 3),
