@@ -4,6 +4,7 @@ sweep with the store valid and the unmeasured cells missing."""
 
 import datetime
 import json
+import time
 import types
 import warnings
 
@@ -104,7 +105,8 @@ def test_report_and_compare_survive_a_malformed_line(tmp_path, capsys, bad):
 
 
 @pytest.mark.parametrize("text", ['{"schema_version": 1, "sweep": {"model": "tiny", "meth', '{"schema_version": "2"}',
-                                  "[]", '{"schema_version": 1, "env": "abc"}'])
+                                  "[]", '{"schema_version": 1, "env": "abc"}', '{"sweep": {"frames": "abc"}}',
+                                  '{"sweep": {"methods": [1]}}'])
 def test_damaged_run_json_is_one_line(tmp_path, capsys, text):
     path = write_run(tmp_path / "r", [ok("joint", 4, 1.0, 10.0)])
     (path / "run.json").write_text(text)
@@ -190,12 +192,14 @@ def test_yaml_false_as_text_is_false(tmp_path, capsys):
 
 
 def test_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys):
-    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    rows += [f"{c}: &{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    """Nine nested aliases under a valid key: 9**9 items once expanded (the "billion laughs")."""
+    levels = ["&a [1,1,1,1,1,1,1,1,1]"] + [f"&{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
     cfg = tmp_path / "bomb.yaml"
-    cfg.write_text("\n".join(rows) + "\n")
-    rc, out, err = run_cli(capsys, "run", *QUICK, "--frames", "2", "--out", tmp_path / "o", "--config", cfg)
+    cfg.write_text(f"frames: [{', '.join(levels)}]\n")
+    t0 = time.time()
+    rc, out, err = run_cli(capsys, "run", *QUICK, "--out", tmp_path / "o", "--config", cfg)
     assert rc == 2 and "aliases" in err and not (tmp_path / "o").exists()
+    assert time.time() - t0 < 10
 
 
 # -- 6. a failed write stops the sweep; the store stays valid; resume measures the rest -----------

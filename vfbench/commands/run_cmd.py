@@ -30,7 +30,7 @@ OPTIONS = {
     "gpus_per_cell": (None, "GPUs per cell's Slurm job (--executor slurm; default: 1 with --device cuda, else 0)"),
     "max_parallel": (None, "cells running at once on Slurm (--executor slurm; default: a whole frame count's wave)"),
     "slurm_extra": ((), "more sbatch options for --executor slurm, KEY=VALUE ... (e.g. mem=32G account=vision)"),
-    "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU)"),
+    "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU; 0 measures the first step, before the optimizer state exists)"),
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
     "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "

@@ -63,7 +63,16 @@ def run_info_problem(data) -> str | None:
     for name in ("sweep", "env"):
         if data.get(name) is not None and not isinstance(data[name], dict):
             return f"{name} is {type(data[name]).__name__}, not an object"
+    sweep = data.get("sweep") or {}
+    if not _list_of(sweep.get("methods", []), str):
+        return f"sweep.methods is {sweep['methods']!r}, not a list of method labels"
+    if not _list_of(sweep.get("frames", []), int) or any(t <= 0 for t in sweep.get("frames", [])):
+        return f"sweep.frames is {sweep['frames']!r}, not a list of positive whole numbers"
     for name in ("command", "started", "finished"):
         if data.get(name) is not None and not isinstance(data[name], str):
             return f"{name} is {data[name]!r}, not text"
     return None
+
+
+def _list_of(value, kind) -> bool:
+    return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
