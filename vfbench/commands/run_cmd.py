@@ -152,7 +152,7 @@ def build_sweep(o: dict):
 def run(args) -> int:
     from vfbench.measure.env import collect_env
     from vfbench.runner.numbers import check_stored_sweep
-    from vfbench.runner.store import RunStore, new_run_folder
+    from vfbench.runner.store import RunStore, StoreWriteError, new_run_folder
     from vfbench.runner.sweep import SweepSpec
 
     out = Path(args.out or "results")
@@ -187,7 +187,11 @@ def run(args) -> int:
         else:  # a timestamp; a second run in the same second gets a suffix (the folder is made atomically)
             store = RunStore(new_run_folder(out, datetime.datetime.now().strftime("%Y%m%d-%H%M%S")))
             store.lock()
-        store.write_run_info({"sweep": sweep.to_dict(), "env": collect_env(sweep.device), "command": command, "started": _now()})
+        try:
+            store.write_run_info({"sweep": sweep.to_dict(), "env": collect_env(sweep.device), "command": command,
+                                  "started": _now()})
+        except StoreWriteError as exc:
+            raise UserError(f"{exc}; choose a folder with free space with --out") from None
         info = store.run_info()
     return _execute(sweep, store, info, notes, out, report)
 

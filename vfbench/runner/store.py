@@ -125,7 +125,10 @@ class RunStore:
     # -- locking ----------------------------------------------------------------------
     def lock(self) -> None:
         """Hold an exclusive lock on the run folder for this process's lifetime (released on exit)."""
-        fd = os.open(self.path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(self.path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot lock {self.path}: {exc.strerror}; choose a writable folder with --out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
