@@ -96,7 +96,8 @@ def test_torn_last_line_is_skipped_and_rerun(tmp_path, tiny_cell):
         f.write('{"key": "abc", "status": "o')  # power loss mid-write
     with pytest.warns(TornRecordWarning):
         assert len(store.records()) == 1
-    store.append(Record.for_cell(tiny_cell(frames=4), "ok"))
+    with pytest.warns(TornRecordWarning, match="moved to records.torn"):
+        store.append(Record.for_cell(tiny_cell(frames=4), "ok"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r.frames for r in store.records()] == [2, 4]
