@@ -44,7 +44,11 @@ class LocalExecutor:
         self.current: CellProcess | None = None
 
     def run(self, cell: CellSpec) -> Record:
-        self.current = CellProcess(cell, self.workdir)
+        try:
+            self.current = CellProcess(cell, self.workdir)
+        except OSError as exc:  # its scratch folder could not be made: the disk, not the cell
+            raise StoreWriteError(f"cannot start cell {cell.method} @ {cell.frames} frames in {self.workdir}: "
+                                  f"{exc.strerror or exc}") from None
         try:
             return self.current.wait(self.timeout_s)
         finally:
