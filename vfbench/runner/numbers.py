@@ -26,7 +26,7 @@ def number(name: str, value) -> int | float:
     kind, least, most = BOUNDS[name]
     flag = "--" + name.replace("_", "-")
     what = "a whole number" if kind is int else "a finite number"
-    bad = UserError(f"{flag} must be {what} from {least:g} to {most:g}, got {value!r}")
+    bad = UserError(f"{flag} must be {what} from {_plain(least)} to {_plain(most)}, got {value!r}")
     if isinstance(value, bool):
         raise bad
     if isinstance(value, str):
@@ -50,6 +50,10 @@ def number(name: str, value) -> int | float:
     if not least <= value <= most:
         raise bad
     return value
+
+
+def _plain(x) -> str:
+    return f"{x:g}" if abs(x) < 1e6 else str(int(x))
 
 
 def switch(name: str, value) -> bool:
