@@ -42,7 +42,7 @@ BAD = [
     (["run", "--frames", "16..8"], "bad frame range"),
     (["run", "--frames", "abc"], "cannot read frames"),
     (["run", "--frames", "0"], "must be positive"),
-    (["run", "--batch", "zero"], "--batch must be a int"),
+    (["run", "--batch", "zero"], "--batch must be a whole number"),
     (["run", "--dtype", "fp8"], "unknown dtype"),
     (["run", "--device", "tpu"], "unknown device"),
     (["run", "--methods", "joint+joint(x=1)"], "no parameter 'x'"),

@@ -105,3 +105,11 @@ def test_no_common_cells_and_missing_run(tmp_path, capsys):
 def test_cells_only_in_one_run_are_listed_not_judged(tmp_path, capsys):
     assert compare(tmp_path, base_records()[:3]) == 0
     assert "1 cells only in a (not compared): mask@8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_metric_is_a_regression(tmp_path, capsys, bad):
+    b = base_records({("joint", 8): ok("joint", 8, bad, 200.0)})
+    assert compare(tmp_path, b) == 1
+    out = capsys.readouterr().out
+    assert "nanx" not in out and "joint @ 8 frames: peak_allocated_mib" in out and "not a finite number" in out

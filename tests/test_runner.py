@@ -96,7 +96,8 @@ def test_torn_last_line_is_skipped_and_rerun(tmp_path, tiny_cell):
         f.write('{"key": "abc", "status": "o')  # power loss mid-write
     with pytest.warns(TornRecordWarning):
         assert len(store.records()) == 1
-    store.append(Record.for_cell(tiny_cell(frames=4), "ok"))
+    with pytest.warns(TornRecordWarning, match="moved to records.torn"):
+        store.append(Record.for_cell(tiny_cell(frames=4), "ok"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [r.frames for r in store.records()] == [2, 4]
@@ -214,3 +215,20 @@ def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
     assert not any(c.accuracy for c in off)
     cpu_default = _sweep(methods=("joint", "effshortvivit", "lora"), frames=(8, 32, 64), accuracy="on").cells()
     assert {(c.method, c.frames) for c in cpu_default if c.accuracy} == {(m, t) for m in ("joint", "effshortvivit") for t in (8, 32)}
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 3])
+def test_warmup_is_the_number_of_steps_before_the_memory_step(tiny_cell, monkeypatch, warmup):
+    """--warmup N: exactly N untimed steps before the memory of a step is tracked (0: the very first step)."""
+    import dataclasses
+
+    import vfbench.runner.cells as cells
+
+    steps, seen = [], []
+    real_step, real_track = cells.train_step, cells.track_step_memory
+    monkeypatch.setattr(cells, "train_step", lambda setup: steps.append(1) or real_step(setup))
+    monkeypatch.setattr(cells, "track_step_memory", lambda setup: seen.append(len(steps)) or real_track(setup))
+    cell = dataclasses.replace(tiny_cell(), measure=dataclasses.replace(FAST, warmup_steps=warmup), estimate=False)
+    r = run_cell(cell)
+    assert r.status == "ok", r.reason
+    assert seen == [warmup]

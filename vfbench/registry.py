@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import math
 from dataclasses import dataclass
 from importlib import metadata
 from typing import ClassVar
@@ -48,6 +49,9 @@ class Method:
                 raise UserError(
                     f"method {self.name!r}: {key}={value!r} should be {type(default).__name__} like the default {default!r}"
                 )
+            if not _finite(value):  # 1e999 parses as inf: no method can use it, and labels cannot print it
+                raise UserError(f"method {self.name!r}: {key}={value!r} is not a finite number; give a number such as "
+                                f"{default!r}")
             merged[key] = value
         self.p = merged
         self.check()
@@ -75,6 +79,14 @@ class Method:
     @property
     def label(self) -> str:
         return self.call.label
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ OPTIONS = {
     "gpus_per_cell": (None, "GPUs per cell's Slurm job (--executor slurm; default: 1 with --device cuda, else 0)"),
     "max_parallel": (None, "cells running at once on Slurm (--executor slurm; default: a whole frame count's wave)"),
     "slurm_extra": ((), "more sbatch options for --executor slurm, KEY=VALUE ... (e.g. mem=32G account=vision)"),
-    "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU)"),
+    "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU; 0 measures the first step, before the optimizer state exists)"),
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
     "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "
@@ -60,16 +60,18 @@ def add_parser(sub):
     return p
 
 
-def _number(name: str, value, kind):
-    try:
-        out = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"--{name.replace('_', '-')} must be a {kind.__name__}, got {value!r}") from None
-    if out <= 0 and name not in ("seed", "warmup", "min_seconds"):
-        raise UserError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
-    if out < 0:
-        raise UserError(f"--{name.replace('_', '-')} must not be negative, got {value!r}")
-    return out
+def _checked(o: dict) -> dict:
+    """Every number and switch, from the command line or YAML alike (runner/numbers.py)."""
+    from vfbench.runner.numbers import BOUNDS, number, switch
+
+    o = dict(o)
+    for name in BOUNDS:
+        if o.get(name) is not None:
+            o[name] = number(name, o[name])
+    for name, (default, _) in OPTIONS.items():
+        if isinstance(default, bool) and o.get(name) is not None:
+            o[name] = switch(name, o[name])
+    return o
 
 
 def _options(args) -> dict:
@@ -94,6 +96,7 @@ def build_sweep(o: dict):
     from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
+    o = _checked(o)
     # On a cluster the cells run on its nodes: a login node without a GPU may still ask for --device cuda.
     device = "cuda" if o["executor"] == "slurm" and o["device"] == "cuda" else resolve_device(str(o["device"]))
     notes = []
@@ -119,9 +122,9 @@ def build_sweep(o: dict):
         notes.append(f"proxy accuracy: {CPU_SUBSET_NOTE}")
     base = MeasureSettings.for_device(device)
     measure = MeasureSettings(
-        warmup_steps=base.warmup_steps if o["warmup"] is None else _number("warmup", o["warmup"], int),
-        min_repeats=base.min_repeats if o["min_repeats"] is None else _number("min_repeats", o["min_repeats"], int),
-        min_seconds=base.min_seconds if o["min_seconds"] is None else _number("min_seconds", o["min_seconds"], float),
+        warmup_steps=base.warmup_steps if o["warmup"] is None else o["warmup"],
+        min_repeats=base.min_repeats if o["min_repeats"] is None else o["min_repeats"],
+        min_seconds=base.min_seconds if o["min_seconds"] is None else o["min_seconds"],
         max_repeats=base.max_repeats,
         max_seconds=base.max_seconds,
     )
@@ -130,14 +133,14 @@ def build_sweep(o: dict):
         model=str(model),
         methods=method_labels(str(o["methods"])),
         frames=parse_frames(o["frames"]),
-        batch=_number("batch", batch, int),
+        batch=batch,
         dtype=dtype,
         device=device,
-        seed=_number("seed", o["seed"], int),
-        timeout_s=_number("timeout", o["timeout"], float),
-        skip_after_oom=bool(o["skip_after_oom"]),
-        estimate=bool(o["estimate"]),
-        skip_predicted_oom=bool(o["skip_predicted_oom"]),
+        seed=o["seed"],
+        timeout_s=o["timeout"],
+        skip_after_oom=o["skip_after_oom"],
+        estimate=o["estimate"],
+        skip_predicted_oom=o["skip_predicted_oom"],
         accuracy=accuracy,
         executor=str(o["executor"]),
         measure=measure,
@@ -148,33 +151,58 @@ def build_sweep(o: dict):
 
 def run(args) -> int:
     from vfbench.measure.env import collect_env
-    from vfbench.runner.store import RunStore
+    from vfbench.runner.numbers import check_stored_sweep
+    from vfbench.runner.store import RunStore, StoreWriteError, new_run_folder
     from vfbench.runner.sweep import SweepSpec
 
     out = Path(args.out or "results")
     command = "vfbench " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name in ("vfbench", "__main__.py") else None
     if args.resume:
+        _refuse_dirty_reference(args.resume)
         store = RunStore(out / args.resume)
         if not store.exists():
             runs = sorted(p.name for p in out.glob("*/run.json") for p in [p.parent]) if out.is_dir() else []
             listed = f"; runs there: {', '.join(runs[-5:])}" if runs else ""
             raise UserError(f"no run {args.resume!r} under {out}/ to resume{listed}")
-        info = store.run_info()
-        sweep = SweepSpec.from_dict(info["sweep"])
-        store.lock()
+        store.lock()  # before anything is read for running or cleaned up
+        try:
+            info = store.run_info()
+            sweep = SweepSpec.from_stored(info.get("sweep"), store.run_path)
+            check_stored_sweep(sweep, store.run_path)
+            store.clean_leftovers()
+        except BaseException:
+            store.unlock()
+            raise
         notes = [f"resuming {store.path}"]
         report = True
     else:
-        sweep, notes = build_sweep(_options(args))
-        run_id = args.run_id or (_options(args).get("run_id")) or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        store = RunStore(out / str(run_id))
-        if store.exists():
-            raise UserError(f"run folder {store.path} already exists; resume it with --resume {run_id} or pick another --run-id")
-        store.create({"sweep": sweep.to_dict(), "env": collect_env(sweep.device), "command": command, "started": _now()})
-        store.lock()
+        options = _options(args)
+        sweep, notes = build_sweep(options)
+        report = _checked(options)["report"]
+        run_id = args.run_id or options.get("run_id")
+        if run_id:
+            _refuse_dirty_reference(str(run_id))
+            store = RunStore(out / str(run_id))
+            store.claim()  # folder, then the lock, then the "already exists" check: nothing written before the lock
+        else:  # a timestamp; a second run in the same second gets a suffix (the folder is made atomically)
+            store = RunStore(new_run_folder(out, datetime.datetime.now().strftime("%Y%m%d-%H%M%S")))
+            store.lock()
+        try:
+            store.write_run_info({"sweep": sweep.to_dict(), "env": collect_env(sweep.device), "command": command,
+                                  "started": _now()})
+        except StoreWriteError as exc:
+            raise UserError(f"{exc}; choose a folder with free space with --out") from None
         info = store.run_info()
-        report = bool(_options(args)["report"])
     return _execute(sweep, store, info, notes, out, report)
+
+
+def _refuse_dirty_reference(run_id: str) -> None:
+    """reference-* runs are the numbers others compare against: only from a committed tree."""
+    from vfbench.measure import env
+
+    if run_id.startswith("reference-") and env.git_commit().endswith("+dirty"):
+        raise UserError(f"run id {run_id!r}: reference-* runs must be measured from a committed tree, and this one has "
+                        "uncommitted changes (git_commit ends in +dirty); commit them or choose another --run-id")
 
 
 def _now() -> str:
@@ -185,6 +213,7 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     from vfbench.commands.progress import TerminalProgress
     from vfbench.report.terminal import contention_note, launch_bound_note, sweep_table
     from vfbench.runner.executors import make_executor
+    from vfbench.runner.store import StoreWriteError
     from vfbench.runner.sweep import Interrupted, run_sweep
 
     for note in notes:
@@ -207,10 +236,18 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
             file=sys.stderr,
         )
         return 130
+    except StoreWriteError as exc:  # disk full, read-only: the store stays valid, unmeasured cells stay missing
+        kept = len(store.records())
+        print(f"vfbench: error: {exc}; {kept} of {n} cells are recorded; fix that and resume with: "
+              f"vfbench run --resume {store.path.name} --out {shlex.quote(str(out))}", file=sys.stderr)
+        return 1
     finally:
         store.unlock()
     info["finished"] = _now()
-    store.write_run_info({k: v for k, v in info.items() if k != "schema_version"})
+    try:
+        store.write_run_info({k: v for k, v in info.items() if k != "schema_version"})
+    except StoreWriteError as exc:  # every record is stored; only the finish time is missing
+        print(f"vfbench: warning: {exc}", file=sys.stderr)
     print(sweep_table(records))
     counts = {}
     for r in records:

@@ -9,6 +9,8 @@ The rule (also in `vfbench compare --help` and results/README.md), with threshol
   slow ones). Two runs of the same commit whose medians differ by more than X but whose p10-p90 ranges
   overlap are "within noise" and pass. Medians, not means, so one stalled step does not move them.
 - a cell that was ok in a and is not ok in b (OOM, error, timeout, skipped) is a regression.
+- a metric that is not a finite number (NaN, inf) in either ok cell is a regression: it cannot be
+  judged, and a gate must not pass what it cannot judge.
 
 Cells are matched on (model, method, frames, batch, dtype); cells in only one run are listed, not judged.
 Runs from different machines (env gpu_name, cpu or device differ) are refused unless allowed.
@@ -106,6 +108,8 @@ def judge(metric: Metric, ra: Record, rb: Record, threshold: float) -> Change:
     va, vb = value(ra, metric.key), value(rb, metric.key)
     if va is None or vb is None or ra.status != "ok" or rb.status != "ok":
         return Change(ra.method, ra.frames, metric.key, va, vb, None, "n/a")
+    if not (math.isfinite(va) and math.isfinite(vb)):  # NaN compares false both ways: never "same"
+        return Change(ra.method, ra.frames, metric.key, va, vb, math.nan, "worse")
     ratio = vb / va if va else (1.0 if vb == 0 else math.inf)
     if metric.better == "lower":
         worse, better = ratio > 1 + threshold, ratio < 1 - threshold
@@ -176,7 +180,7 @@ def render(c: Comparison, a: Run, b: Run) -> str:
         row = [m, t, sa if sa == sb else f"{sa} -> {sb}" + (" !" if StatusChange(m, t, sa, sb).regression else "")]
         for metric in c.metrics:
             ch = by[(m, t, metric.key)]
-            row.append("-" if ch.ratio is None else f"{ch.ratio:.3f}x{MARKS[ch.verdict]}")
+            row.append("-" if ch.ratio is None else f"{_ratio(ch.ratio)}{MARKS[ch.verdict]}")
         rows.append(row)
     pct = f"{c.threshold * 100:g}%"
     out = [
@@ -198,6 +202,13 @@ def render(c: Comparison, a: Run, b: Run) -> str:
             out.append(f"  {r.method} @ {r.frames} frames: status {r.a} -> {r.b}")
         else:
             m = metric_named(r.metric)
-            out.append(f"  {r.method} @ {r.frames} frames: {r.metric} {m.format(r.a)} -> {m.format(r.b)} ({r.ratio:.3f}x, "
+            if math.isnan(r.ratio):
+                out.append(f"  {r.method} @ {r.frames} frames: {r.metric} {r.a!r} -> {r.b!r} (not a finite number)")
+                continue
+            out.append(f"  {r.method} @ {r.frames} frames: {r.metric} {m.format(r.a)} -> {m.format(r.b)} ({_ratio(r.ratio)}, "
                        f"{'higher' if m.better == 'lower' else 'lower'} is worse)")
     return "\n".join(out)
+
+
+def _ratio(ratio: float) -> str:
+    return "not a number" if math.isnan(ratio) else f"{ratio:.3f}x"

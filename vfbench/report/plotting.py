@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,16 +151,24 @@ def outside_legend(ax, handles=None, ncol: int = 1) -> None:
 def save(drawn: Drawn, folder: Path, rel_to: Path) -> document.Figure:
     """Write plots/<name>.png and .svg; return the document block that points at them."""
     folder.mkdir(parents=True, exist_ok=True)
-    png, svg = folder / f"{drawn.name}.png", folder / f"{drawn.name}.svg"
+    name = file_stem(drawn.name)
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
     with matplotlib.rc_context(_SAVE_RC):
         buf = io.BytesIO()
         drawn.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
         png.write_bytes(_palette_png(buf.getvalue()))
         drawn.figure.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return document.Figure(
-        name=drawn.name, title=drawn.title, caption=drawn.caption, notes=drawn.notes,
+        name=name, title=drawn.title, caption=drawn.caption, notes=drawn.notes,
         png=png.relative_to(rel_to).as_posix(), svg=svg.relative_to(rel_to).as_posix(),
     )
+
+
+def file_stem(text: str) -> str:
+    """A plot name made from data (a record key) as a safe file name: letters, digits, '.', '_' and '-'
+    only, no leading dot, at most 120 characters, so '../x' or '/etc/x' stays inside the plots folder."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".")[:120]
+    return stem or "plot"
 
 
 def _palette_png(data: bytes) -> bytes:

@@ -3,6 +3,7 @@ function runs in-process, in a local worker process, or on a cluster node."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -32,6 +33,21 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """A full or read-only disk anywhere in the exception's chain: the machine's failure, not the cell's,
+    so it must stop the sweep rather than become an `error` record (which a resume would never retry)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def error_tail(exc: BaseException, lines: int = 12) -> str:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip().splitlines()
     return "\n".join(text[-lines:])
@@ -59,6 +75,8 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
             record = record.replace(extra={**record.extra, **_accuracy(cell)}, cell_s=round(time.time() - started, 3))
         return record
     except Exception as exc:  # the cell's own failure is data, not a crash of the sweep
+        if is_write_failure(exc):
+            raise
         if is_oom(exc):
             return Record.for_cell(cell, "oom", f"out of memory: {str(exc).splitlines()[0][:300]}")
         return Record.for_cell(cell, "error", error_tail(exc), cell_s=round(time.time() - started, 3))
@@ -89,17 +107,19 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
     on_cuda = device.type == "cuda"
     step = lambda: train_step(setup)  # noqa: E731
     setup_s = time.time() - started - estimate.get("estimate_s", 0.0)  # the estimate is reported on its own
-    # Warm-up. The first step creates the optimizer state (and, compiled, pays for the compilation:
-    # compile_s, never a timed step); the second is counted by FlopCounterMode.
-    first_s = first_step_s(step, device if on_cuda else None)
+    # Warm-up: `warmup_steps` untimed steps. The first creates the optimizer state (and, compiled, pays for
+    # the compilation: compile_s, never a timed step). With 0 the memory below is that of the very first
+    # step, before the optimizer state exists (lower than a steady step's), and timing starts right after.
     mode = setup.spec.option("compile")
-    compiled = {"compile_mode": mode, "compile_s": round(first_s, 3)} if mode else {}
-    flops_counted = counted_flops(step)
-    tokens = setup.model.video.last_tokens
-    flops_analytic = analytic_step_flops(setup)
-    for _ in range(max(0, cell.measure.warmup_steps - 2)):
-        step()
-    # Memory of a steady step: the tracked live-tensor peak (with its breakdown) on every device,
+    compiled = {"compile_mode": mode} if mode else {}
+    for i in range(cell.measure.warmup_steps):
+        if i > 0:
+            step()
+            continue
+        first_s = first_step_s(step, device if on_cuda else None)
+        if mode:
+            compiled["compile_s"] = round(first_s, 3)
+    # Memory of a steady step (once warmup_steps >= 1): the tracked live-tensor peak (with its breakdown) on every device,
     # plus the caching allocator's own peaks on CUDA in a separate, untracked step.
     tracked = track_step_memory(setup)
     metrics = {
@@ -119,10 +139,14 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
         metrics["peak_allocated_mib"] = round(tracked.peak_allocated_mib, 4)
     m = cell.measure
     timing = time_steps(
-        step, warmup=1, min_repeats=m.min_repeats, min_seconds=m.min_seconds, max_repeats=m.max_repeats,
+        step, warmup=min(1, m.warmup_steps), min_repeats=m.min_repeats, min_seconds=m.min_seconds, max_repeats=m.max_repeats,
         max_seconds=m.max_seconds, cuda_device=device if on_cuda else None,
     )
     busy = busy_keys(step, device) if on_cuda else {}  # after timing: the profiler slows the host
+    # FLOPs of one step, counted (FlopCounterMode) after the measured steps so the warm-up count is exact.
+    flops_counted = counted_flops(step)
+    tokens = setup.model.video.last_tokens
+    flops_analytic = analytic_step_flops(setup)
     loss = float(step())
     total, trainable = count_params(setup.model)
     seconds = timing.step_ms_median / 1e3

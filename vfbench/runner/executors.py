@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 
 from vfbench.errors import UserError
-from vfbench.runner.cells import run_cell
+from vfbench.runner.cells import is_write_failure, run_cell
 from vfbench.runner.isolate import CellProcess
 from vfbench.runner.record import Record
+from vfbench.runner.store import StoreWriteError
 from vfbench.spec import CellSpec
 
 EXECUTORS = ("local", "inline", "slurm")
@@ -23,7 +24,12 @@ class InlineExecutor:
     name = "inline"
 
     def run(self, cell: CellSpec) -> Record:
-        return run_cell(cell)
+        try:
+            return run_cell(cell)
+        except OSError as exc:
+            if is_write_failure(exc):  # the disk, not the cell (run_cell lets only this through)
+                raise StoreWriteError(f"cell {cell.method} @ {cell.frames} frames: {exc.strerror or exc}") from None
+            raise
 
     def cancel(self) -> None:
         pass
@@ -38,7 +44,11 @@ class LocalExecutor:
         self.current: CellProcess | None = None
 
     def run(self, cell: CellSpec) -> Record:
-        self.current = CellProcess(cell, self.workdir)
+        try:
+            self.current = CellProcess(cell, self.workdir)
+        except OSError as exc:  # its scratch folder could not be made: the disk, not the cell
+            raise StoreWriteError(f"cannot start cell {cell.method} @ {cell.frames} frames in {self.workdir}: "
+                                  f"{exc.strerror or exc}") from None
         try:
             return self.current.wait(self.timeout_s)
         finally:

@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from vfbench.runner.lifeline import mark_sweep
 from vfbench.runner.record import Record
-from vfbench.runner.worker import LAUNCH_ENV, forked_main
+from vfbench.runner.store import StoreWriteError
+from vfbench.runner.worker import LAUNCH_ENV, WRITE_FAILED_EXIT, forked_main
 from vfbench.spec import CellSpec
 
 START_ENV = "VFBENCH_CELL_START"
@@ -33,8 +35,10 @@ def _context():
     if _forkserver is None:
         _forkserver = multiprocessing.get_context("forkserver")
         # torch._dynamo is imported lazily by the first optimizer (torch.optim wraps methods with it), which
-        # costs a cold process about a second: import it once here instead.
-        _forkserver.set_forkserver_preload(["vfbench.runner.cells", "torch._dynamo"])
+        # costs a cold process about a second: import it once here instead. lifeline first: the forkserver
+        # dies with this process (and each cell with the forkserver), even after a SIGKILL.
+        mark_sweep()
+        _forkserver.set_forkserver_preload(["vfbench.runner.lifeline", "vfbench.runner.cells", "torch._dynamo"])
     return _forkserver
 
 
@@ -62,6 +66,7 @@ class CellProcess:
         self.result_path = self.dir / "result.json"
         self.log_path = self.dir / "output.log"
         self.start = start or os.environ.get(START_ENV, "fork")
+        mark_sweep()
         launched = time.time()
         if self.start == "spawn":
             cell_path = self.dir / "cell.json"
@@ -114,6 +119,9 @@ class CellProcess:
         if rc is None:
             self.kill()
             return Record.for_cell(self.cell, "timeout", f"no result within the cell timeout of {timeout_s:g} s; killed")
+        if rc == WRITE_FAILED_EXIT and not self.result_path.exists():  # the disk, not the cell: no record at all
+            raise StoreWriteError(f"cell {self.cell.method} @ {self.cell.frames} frames could not write its result "
+                                  f"under {self.dir.parent} (disk full or not writable)")
         if self.result_path.exists():
             try:
                 return Record.from_dict(json.loads(self.result_path.read_text()))
@@ -127,12 +135,12 @@ class CellProcess:
         return Record.for_cell(self.cell, "error", f"worker exited with code {rc} without a result\n{tail}".strip())
 
     def cleanup(self) -> None:
-        for p in self.dir.iterdir():
-            p.unlink(missing_ok=True)
         try:
+            for p in self.dir.iterdir():
+                p.unlink(missing_ok=True)
             self.dir.rmdir()
         except OSError:
-            pass
+            pass  # removed at the next resume (RunStore.clean_leftovers)
 
 
 def run_isolated(cell: CellSpec, timeout_s: float, workdir: Path, start: str | None = None) -> Record:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from vfbench.errors import UserError
 from vfbench.registry import expand_methods
 from vfbench.runner.record import Record
 from vfbench.runner.slurm import SlurmSettings
@@ -56,13 +57,31 @@ class SweepSpec(_Frozen):
 
         return set(cpu_default_subset(list(self.methods), list(self.frames)))
 
+    @classmethod
+    def from_stored(cls, data, where) -> "SweepSpec":
+        """The sweep of a run.json being resumed; a damaged one is a UserError, never a traceback."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(f"sweep is {type(data).__name__}, not an object")
+            sweep = cls.from_dict(data)
+            if not (isinstance(sweep.methods, tuple) and isinstance(sweep.frames, tuple)
+                    and all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sweep.frames)):
+                raise TypeError("methods and frames must be lists (frames of positive whole numbers)")
+            if not (isinstance(sweep.measure, MeasureSettings) and isinstance(sweep.slurm, SlurmSettings)):
+                raise TypeError("measure and slurm must be objects")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UserError(f"{where}: the stored sweep is damaged ({exc}); start a new run instead") from None
+        return sweep
+
 
 def method_labels(text: str) -> tuple[str, ...]:
     return tuple(c.label for c in expand_methods(text))
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during a sweep; everything finished is already stored."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM during a sweep; everything finished is already stored. A BaseException, like
+    KeyboardInterrupt, so a cell's `except Exception` (the inline executor runs cells in this process)
+    cannot take it for the cell's own failure and carry on."""
 
 
 @dataclass
@@ -122,6 +141,7 @@ def run_sweep(sweep: SweepSpec, store: RunStore, executor, progress: Progress | 
                     else:
                         wave.append(cell)
                 if wave:
+                    store.check_writable()
                     executor.run_batch(wave, lambda cell, record: finish(cell, record, True))
         else:
             for cell in todo:
@@ -129,6 +149,7 @@ def run_sweep(sweep: SweepSpec, store: RunStore, executor, progress: Progress | 
                 record = oom_skip(cell)
                 measured = record is None
                 if record is None:
+                    store.check_writable()  # a read-only or full store stops here, before a cell is measured
                     t0 = time.time()
                     record = executor.run(cell)
                     if record.cell_s is None:

@@ -15,20 +15,43 @@ import sys
 import time
 
 LAUNCH_ENV = "VFBENCH_LAUNCH_TIME"
+WRITE_FAILED_EXIT = 75  # EX_TEMPFAIL: the disk failed, not the cell; the sweep stops and records nothing
 
 
 def execute(cell_data: dict, result_path: str, started: float) -> None:
     from vfbench.runner.cells import run_cell
     from vfbench.spec import CellSpec
 
-    record = run_cell(CellSpec.from_dict(cell_data), started)
-    tmp = result_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record.to_dict(), f, default=str)
-    os.replace(tmp, result_path)
+    try:
+        record = run_cell(CellSpec.from_dict(cell_data), started)
+        tmp = result_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record.to_dict(), f, default=str)
+        os.replace(tmp, result_path)
+    except OSError as exc:
+        from vfbench.runner.cells import is_write_failure
+
+        if not is_write_failure(exc):
+            raise
+        try:
+            os.unlink(result_path + ".tmp")
+        except OSError:
+            pass
+        os._exit(WRITE_FAILED_EXIT)
 
 
 def forked_main(cell_data: dict, result_path: str, log_path: str, started: float, env: dict, cwd: str) -> None:
+    from vfbench.runner.lifeline import SWEEP_PID_ENV, die_with_parent
+
+    die_with_parent(os.getppid())  # the forkserver, which itself dies with the sweep (lifeline.py)
+    sweep = env.get(SWEEP_PID_ENV, "")
+    if sweep.isdigit():
+        try:
+            os.kill(int(sweep), 0)
+        except ProcessLookupError:
+            os._exit(1)  # the sweep died while this cell was being forked
+        except PermissionError:
+            pass
     os.setsid()  # own process group: the parent kills the whole group, and Ctrl-C reaches only the parent
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -42,6 +65,11 @@ def forked_main(cell_data: dict, result_path: str, log_path: str, started: float
 
 
 def main(argv: list[str]) -> int:
+    from vfbench.runner.lifeline import SWEEP_PID_ENV, die_with_parent
+
+    sweep = os.environ.get(SWEEP_PID_ENV, "")
+    if sweep.isdigit():
+        die_with_parent(int(sweep))  # spawned by the sweep: die with it
     cell_path, result_path = argv
     started = float(os.environ.get(LAUNCH_ENV, time.time()))
     with open(cell_path) as f:
