@@ -42,7 +42,9 @@ def cell(g: GridSettings, role: str, method: str, frames: int, kernel: str, batc
 
 
 class Lookup:
-    """Estimated records by cell key; `peak_gib` / `params` at one (kernel, batch) setting."""
+    """Records by cell key; `peak_gib` / `params` at one (kernel, batch) setting. The records may come from
+    estimates (what `vfbench claims` computes) or from measurements of the same cells (`vfbench run` records
+    carry the same keys): the rules do not care which."""
 
     def __init__(self, g: GridSettings, records: list[Record], kernel: str = "sdpa", batch: int = 1):
         self.g, self.kernel, self.batch = g, kernel, batch
@@ -61,7 +63,9 @@ class Lookup:
         return r
 
     def peak_gib(self, role: str, method: str, frames: int) -> float:
-        return self.record(role, method, frames).extra["estimated_peak_mib"] / 1024
+        """The measured peak when the record was measured (a `vfbench run` record), else the estimate."""
+        r = self.record(role, method, frames)
+        return (r.peak_allocated_mib if r.peak_allocated_mib is not None else r.extra["estimated_peak_mib"]) / 1024
 
     def params(self, role: str, method: str, frames: int = 16) -> int:
         return self.record(role, method, frames).params_total
