@@ -17,6 +17,8 @@ from pathlib import Path
 from vfbench.errors import UserError
 
 DEFAULT_MODEL = "vit-b-paper"
+BATCHES = "1,2,4,8,16,32"
+PROXY_RESULTS = "results/proxy-honesty/honesty.md"
 
 
 def add_parser(sub):
@@ -30,9 +32,9 @@ def add_parser(sub):
                    "tower); its ViT-L counterpart (vit-b -> vit-l in the name) is used for the scaling claims")
     p.add_argument("--large-model", help="the ViT-L preset for the scaling claims (default: --model with vit-b -> vit-l)")
     p.add_argument("--image-size", help="frame size in pixels for both models (default: the presets')")
-    p.add_argument("--batches", default="1,2,4,8,16,32", help="per-device batches to evaluate (default: 1,2,4,8,16,32)")
+    p.add_argument("--batches", default=BATCHES, help=f"per-device batches to evaluate (default: {BATCHES})")
     p.add_argument("--out", help="folder to write claims.md and claims.jsonl into (default: print only)")
-    p.add_argument("--proxy-results", default="results/proxy-honesty/honesty.md",
+    p.add_argument("--proxy-results", default=PROXY_RESULTS,
                    help="the proxy findings table the accuracy rows are read from")
     p.add_argument("--jobs", help="worker processes for the estimates (default: one per CPU core, at most 4)")
     p.add_argument("--json", action="store_true", help="one JSON object per claim instead of the table")
@@ -58,6 +60,17 @@ def grid_settings(args):
     return GridSettings(models=(("base", base), ("large", large)), batches=batches)
 
 
+def command_of(args) -> str:
+    """The command line that reproduces this table (options that differ from their defaults)."""
+    parts = ["vfbench", "claims"]
+    for flag, value, default in (("--model", args.model, DEFAULT_MODEL), ("--large-model", args.large_model, None),
+                                 ("--image-size", args.image_size, None), ("--batches", args.batches, BATCHES),
+                                 ("--proxy-results", args.proxy_results, PROXY_RESULTS), ("--out", args.out, None)):
+        if value is not None and value != default:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
 def run(args) -> int:
     from vfbench.claims.check import check_claims
     from vfbench.claims.table import json_lines, markdown, terminal
@@ -67,8 +80,13 @@ def run(args) -> int:
     t0 = time.perf_counter()
     rows = check_claims(g, Path(args.proxy_results), jobs)
     seconds = time.perf_counter() - t0
-    command = "vfbench " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name in ("vfbench", "__main__.py") else "vfbench claims"
+    command = command_of(args)
+    from vfbench import __version__
+    from vfbench.measure.env import git_commit
+
     header = [
+        f"vfbench {__version__}, git {git_commit() or 'unknown'}; {seconds:.0f} s wall with {jobs} process(es).",
+        "",
         f"Models: {g.model('base')} (the paper's ViT-B testbed) and {g.model('large')}; {g.dtype}, the {g.device} training "
         "step estimated under FakeTensorMode (the engine of `vfbench estimate`; no GPU needed). The paper states "
         "neither its attention kernel nor its per-device batch, so each memory claim is evaluated at every "
