@@ -15,6 +15,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
 from vfbench.errors import UserError
 from vfbench.models import DualEncoder, build_model, get_preset
+from vfbench.models.step_flops import step_flops
 from vfbench.registry import Composition, compose
 from vfbench.spec import CellSpec, ModelSpec
 
@@ -139,10 +140,9 @@ def train_step(s: Setup, phase: Phase = _noop) -> torch.Tensor:
 
 
 def analytic_step_flops(s: Setup) -> int:
-    """FLOPs of one step by formula (PAPER.md §4): training ≈ 3x forward for layers that need backward,
-    1x for the no-grad prefix; text tower and projections included; the loss is negligible."""
+    """FLOPs of one step by formula (arXiv:2312.07395 §4, refined per matmul in models/step_flops.py): forward,
+    the input- and weight-gradient matmuls autograd actually runs, checkpointing's recomputed forward."""
     video = s.model.video
     tokens = video.last_tokens or video.patch.num_tokens(s.cell.frames)
-    grad_f, frozen_f = video.forward_flops(s.cell.frames, tokens, None)
-    text_f = s.model.text.forward_flops(s.spec.text_len)
-    return s.cell.batch * (3 * (grad_f + text_f) + frozen_f)
+    grid = video.flops_grid(s.cell.frames, tokens)
+    return step_flops(s.model, s.cell.frames, s.cell.batch, s.spec.text_len, tokens, grid).total

@@ -25,6 +25,7 @@ def add_parser(sub):
         "under FakeTensorMode (no memory is allocated; no GPU needed), and the largest frame count within each budget.",
     )
     p.add_argument("--model", help="model preset (default: what `vfbench run` uses on --device-kind: vit-b on cuda)")
+    p.add_argument("--image-size", help="frame size in pixels, e.g. 256 (default: the preset's; the model becomes NAME@<size>px)")
     p.add_argument("--methods", default="all", help="as for `vfbench run` (default: all)")
     p.add_argument("--frames", default="16..256", help="'16..256' (doubling), '16..64:16' (a step) or '8,16,32' (default: 16..256)")
     p.add_argument("--batch", help="clips per step (default: 4 for cuda, 2 for cpu, as `vfbench run`)")
@@ -60,7 +61,9 @@ def _settings(args):
         raise UserError(f"unknown --device-kind {kind!r}; accepted: cuda, cpu")
     model, batch, dtype = RUN_DEFAULTS[kind]
     defaulted = [f"{n} {v}" for n, v, given in (("model", model, args.model), ("batch", batch, args.batch), ("dtype", dtype, args.dtype)) if given is None]
-    model, dtype = args.model or model, args.dtype or dtype
+    from vfbench.models.presets import sized_model
+
+    model, dtype = sized_model(args.model or model, args.image_size), args.dtype or dtype
     get_preset(model)
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")

@@ -15,6 +15,7 @@ OPTIONS = {
     "methods": ("all", "'all', globs, names with parameters and '+' compositions, comma-separated"),
     "frames": ("16..256", "'16..256' (doubling), '16..64:16' (a step) or '8,16,32'"),
     "model": (None, "model preset (default: vit-b on CUDA, small on CPU); see 'vfbench list --models'"),
+    "image_size": (None, "frame size in pixels, e.g. 256 (default: the preset's; the model becomes NAME@<size>px)"),
     "batch": (None, "clips per step (default: 4 on CUDA, 2 on CPU)"),
     "dtype": (None, "fp32 | bf16 autocast (default: bf16 on CUDA, fp32 on CPU)"),
     "device": ("auto", "auto | cpu | cuda"),
@@ -105,7 +106,10 @@ def build_sweep(o: dict):
         model = RUN_DEFAULTS[device][0]
         if device == "cpu":
             notes.append("no CUDA device: using the 'small' preset on CPU (pass --model to choose another)")
-    get_preset(str(model))
+    from vfbench.models.presets import sized_model
+
+    model = sized_model(str(model), o["image_size"])
+    get_preset(model)
     dtype = o["dtype"] or RUN_DEFAULTS[device][2]
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")

@@ -141,16 +141,18 @@ class FakeStep:
     def _policy(self):
         return cu.CudaAutocastPolicy() if self.cuda else contextlib.nullcontext()
 
-    def setup(self, frames: int) -> Setup:
-        cell = dataclasses.replace(self.cell, frames=frames)
+    def setup(self, frames: int, batch: int | None = None) -> Setup:
+        cell = dataclasses.replace(self.cell, frames=frames, batch=batch or self.cell.batch)
         video, ids = synthetic_batch(self.spec, frames, cell.batch, cell.seed, "cpu")
         return Setup(cell, self.spec, self.comp, self.model, self.optimizer, video, ids)
 
-    def trace(self, frames: int) -> Estimate:
+    def trace(self, frames: int, batch: int | None = None) -> Estimate:
+        """The estimate at `frames` (and `batch`, default the cell's: the model and optimizer state do not
+        depend on the batch either, so one build serves every batch too)."""
         t0 = time.perf_counter()
         tracker = cu.FakeStepTracker(cu.CUDA_BLOCK_BYTES if self.cuda else 1, cuda_flash=self.flash_scratch)
         with self.mode:
-            setup = self.setup(frames)
+            setup = self.setup(frames, batch)
             breakdown, phase = _traced_peak(setup, tracker, self._policy())
             flops = analytic_step_flops(setup)
             tokens = self.model.video.last_tokens

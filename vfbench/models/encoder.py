@@ -65,20 +65,11 @@ class VideoEncoder(nn.Module):
         x = self.run_blocks(x, grid)
         return self.norm(x).mean(dim=1)  # spatio-temporal mean pool
 
-    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> tuple[int, int]:
-        """Per clip, forward: (FLOPs in layers that need backward, FLOPs in the no-grad prefix)."""
+    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> int:
+        """Per clip, the forward FLOPs of the patch embedding and the blocks (arXiv:2312.07395 §4 closed forms;
+        the training step's backward is counted matmul by matmul in models/step_flops.py)."""
         grid = grid or self.flops_grid(frames, tokens)
-        per_block = [blk.forward_flops(tokens, grid) for blk in self.blocks]
-        return self.split_flops(frames, per_block)
-
-    def split_flops(self, frames: int, per_block: list[int]) -> tuple[int, int]:
-        """(backward-needing, no-grad) FLOPs: the no-grad prefix, and the patch embedding when it is frozen
-        (its input never needs a gradient, so a frozen patch runs without backward)."""
-        patch_f = self.patch.forward_flops(frames)
-        patch_trains = any(p.requires_grad for p in self.patch.parameters())
-        grad = sum(per_block[self.no_grad_prefix :]) + (patch_f if patch_trains else 0)
-        frozen = sum(per_block[: self.no_grad_prefix]) + (0 if patch_trains else patch_f)
-        return grad, frozen
+        return self.patch.forward_flops(frames) + sum(blk.forward_flops(tokens, grid) for blk in self.blocks)
 
     def flops_grid(self, frames: int, tokens: int) -> tuple | None:
         """The (T', N) grid behind `tokens` when the caller has none: the latest forward's grid if it saw

@@ -106,11 +106,11 @@ class FactorizedEncoder(VideoEncoder):
             x = self.spatial_norm(x).reshape(x.shape[0], grid[0], grid[1], -1).mean(dim=2)  # (B, T', D)
         return run_layers(self.blocks[L:], x, None, max(prefix - L, 0), self.use_checkpoint)
 
-    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> tuple[int, int]:
+    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> int:
         grid = grid or self.flops_grid(frames, tokens)
-        per_block = [b.forward_flops(tokens, grid) for b in self.blocks[: self.spatial_layers]]
-        per_block += [b.forward_flops(grid[0], None) for b in self.blocks[self.spatial_layers :]]
-        return self.split_flops(frames, per_block)
+        spatial = sum(b.forward_flops(tokens, grid) for b in self.blocks[: self.spatial_layers])
+        temporal = sum(b.forward_flops(grid[0], None) for b in self.blocks[self.spatial_layers :])
+        return self.patch.forward_flops(frames) + spatial + temporal
 
 
 def fst_extra_params(dim: int, depth: int) -> int:

@@ -98,7 +98,6 @@ class FrameEncoder(VideoEncoder):
         frames = x.reshape(x.shape[0], grid[0], grid[1], -1).mean(dim=2)  # (B, T, D) per-frame embeddings
         return self.pool(frames)
 
-    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> tuple[int, int]:
-        grad_f, frozen_f = super().forward_flops(frames, tokens, grid)
+    def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> int:
         pool_f = self.pool.forward_flops(frames) if self.pool is not None else 0
-        return grad_f + pool_f, frozen_f
+        return super().forward_flops(frames, tokens, grid) + pool_f

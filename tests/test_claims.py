@@ -1,0 +1,143 @@
+"""`vfbench claims`: the verdict rules, the proxy findings reader, and that its figures are `vfbench estimate`'s."""
+
+import json
+
+import pytest
+
+from vfbench.claims import accuracy, memory
+from vfbench.claims.check import accuracy_rows, estimate_commands, memory_rows
+from vfbench.claims.grid import GridSettings, method_label
+from vfbench.claims.rules import (CANNOT, CONTRADICTED, HOLDS_ONLY, REPRODUCED, Outcome, Setting, above, at_most,
+                                  batch_region, below, in_range, region, verdict)
+from vfbench.cli import main
+from vfbench.measure.estimate_sweep import estimate_grid
+from vfbench.spec import CellSpec
+
+
+def outcomes(table: dict) -> list[Outcome]:
+    """{(kernel, batch): holds} -> outcomes with value 1/0."""
+    return [Outcome(Setting("m", k, b), float(h), h) for (k, b), h in table.items()]
+
+
+# ---------------------------------------------------------------- verdict rules, one test each
+
+def test_reproduced_when_it_holds_everywhere():
+    assert verdict(outcomes({("sdpa", 1): True, ("math", 1): True})) == (REPRODUCED, "at every setting tried")
+
+
+def test_contradicted_when_it_holds_nowhere():
+    assert verdict(outcomes({("sdpa", 1): False, ("sdpa", 8): False}))[0] == CONTRADICTED
+
+
+def test_cannot_check_without_outcomes():
+    assert verdict([])[0] == CANNOT
+
+
+def test_holds_only_under_names_the_region_per_kernel():
+    table = {("sdpa", b): b >= 8 for b in (1, 2, 4, 8, 16, 32)} | {("math", b): True for b in (1, 2, 4, 8, 16, 32)}
+    word, where = verdict(outcomes(table))
+    assert word == HOLDS_ONLY
+    assert where == "batch >= 8 with flash-style sdpa; every batch with math attention"
+
+
+@pytest.mark.parametrize("held,expected", [
+    ([1, 2, 4], "batch <= 4"), ([8, 16, 32], "batch >= 8"), ([2, 4], "batch 2-4"), ([1, 8], "batch 1, 8"),
+    ([], "no batch"), ([1, 2, 4, 8, 16, 32], "every batch"),
+])
+def test_batch_region(held, expected):
+    assert batch_region(held, [1, 2, 4, 8, 16, 32]) == expected
+
+
+def test_region_names_models_when_several():
+    o = [Outcome(Setting("a", "sdpa", 1), 1, True), Outcome(Setting("b", "sdpa", 1), 0, False)]
+    assert region(o) == "batch 1 with flash-style sdpa (a); no batch with flash-style sdpa (b)"
+
+
+def test_range_and_threshold_rules():
+    two_three = in_range(2.0, 3.0)
+    assert two_three(2.0) and two_three(3.04) and two_three(1.96) and not two_three(1.94) and not two_three(3.06)
+    assert above(1.0)(1.01) and not above(1.0)(1.0)
+    assert below(1.0)(0.99) and not below(1.0)(1.0)
+    assert at_most(16.0)(16.0) and not at_most(16.0)(16.01)
+
+
+def test_proxy_findings_verdicts(tmp_path):
+    md = tmp_path / "h.md"
+    md.write_text("intro\n\n| finding (x) | rule | on the proxy | seeds | verdict |\n|---|---|---|---|---|\n"
+                  "| A holds | r1 | 0.9 -> 0.8 | 0, 1 | agrees |\n| B fails | r2 | 0.1 | 0 | disagrees |\n"
+                  "| C | r3 | cells not run: x | | not run |\n\nafter\n")
+    found = accuracy.read_findings(md)
+    assert [f.claim for f in found] == ["A holds", "B fails", "C"]
+    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT]
+    rows = accuracy_rows(md)
+    assert rows[0].figure == "0.9 -> 0.8" and rows[0].command == accuracy.PROXY_COMMAND
+    missing = accuracy_rows(tmp_path / "absent.md")
+    assert len(missing) == 1 and missing[0].verdict == CANNOT and "benchmarks/proxy_honesty.py" in missing[0].command
+
+
+# ---------------------------------------------------------------- the figures are vfbench estimate's
+
+SMALL_GRID = GridSettings(models=(("base", "tiny"), ("large", "tiny@64px")), batches=(1, 2))
+SUBSET = tuple(c for c in memory.CLAIMS if c.id in ("mask75", "fst_params_b", "fits16_b"))
+
+
+def test_claim_figures_equal_estimate_grid():
+    rows = {r.id: r for r in memory_rows(SMALL_GRID, claims=SUBSET)}
+    peak = {}
+    cells = [CellSpec("tiny", method_label(m, k), 16, b, "bf16", "cuda", 0)
+             for m in ("joint", "mask(ratio=0.75)") for k in ("sdpa", "math") for b in (1, 2)]
+    for res in estimate_grid(cells):
+        for r in res.records:
+            peak[(r.method, r.batch)] = r.extra["estimated_peak_mib"]
+    for o in rows["mask75"].outcomes:
+        k, b = o.setting.kernel, o.setting.batch
+        expected = peak[(method_label("joint", k), b)] / peak[(method_label("mask(ratio=0.75)", k), b)]
+        assert o.value == pytest.approx(expected, rel=1e-12)
+        assert o.holds == (2.0 <= round(expected, 1) <= 3.0)
+    assert len(rows["mask75"].outcomes) == 4 and len(rows["fst_params_b"].outcomes) == 1
+    assert rows["fits16_b"].verdict == REPRODUCED  # tiny fits 16 GiB at every setting
+
+
+def test_row_command_prints_the_same_figure(capsys):
+    """The command a row names (`vfbench estimate`) prints the peaks its figure is made of."""
+    row = memory_rows(SMALL_GRID, claims=SUBSET[:1])[0]
+    assert row.command.startswith("for b in 1 2; do vfbench estimate --model tiny")
+    assert main(["estimate", "--model", "tiny", "--methods", "joint,mask(ratio=0.75)", "--frames", "16", "--batch", "2",
+                 "--dtype", "bf16", "--device-kind", "cuda", "--json", "--jobs", "1"]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    peaks = {l["method"]: l["estimated_peak_mib"] for l in lines if l["record"] == "cell"}
+    sdpa2 = next(o for o in row.outcomes if o.setting == Setting("tiny", "sdpa", 2))
+    assert sdpa2.value == pytest.approx(peaks["joint"] / peaks["mask(ratio=0.75)"], rel=1e-6)
+
+
+def test_estimate_commands_list_both_kernels():
+    claim = next(c for c in memory.CLAIMS if c.id == "mask75")
+    cmd = estimate_commands(claim, SMALL_GRID)
+    assert "--methods 'joint,attn_kernel(kind=math),mask(ratio=0.75),mask(ratio=0.75)+attn_kernel(kind=math)'" in cmd
+
+
+def test_every_claim_names_a_rule_and_cells():
+    ids = [c.id for c in memory.CLAIMS]
+    assert len(ids) == len(set(ids))
+    for c in memory.CLAIMS:
+        assert c.rule and c.paper and memory.claim_cells(c, GridSettings(models=(("base", "vit-b"), ("large", "vit-l"))))
+
+
+def test_bad_claims_input_is_exit_2(capsys):
+    assert main(["claims", "--model", "tiny"]) == 2  # no ViT-L counterpart by name
+    assert main(["claims", "--model", "vit-b", "--batches", "0"]) == 2
+    assert main(["claims", "--model", "nope"]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_claims_command_end_to_end(tmp_path, capsys):
+    """Every claim gets a row with a verdict; the table file starts with the command that wrote it."""
+    args = ["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--jobs", "1",
+            "--proxy-results", str(tmp_path / "absent.md")]
+    assert main(args + ["--out", str(tmp_path / "out"), "--json"]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == [c.id for c in memory.CLAIMS] + ["accuracy"]
+    assert {r["verdict"] for r in rows} <= {REPRODUCED, HOLDS_ONLY, CONTRADICTED, CANNOT}
+    assert all(r["region"] and r["command"] for r in rows)
+    text = (tmp_path / "out" / "claims.md").read_text()
+    assert "Generated by:" in text.splitlines()[2] and "vfbench claims" in text and "## Each memory claim per setting" in text
