@@ -32,6 +32,9 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     params: ClassVar[dict] = {}
+    # Whether `--methods all` includes it. A method whose cells cost far more than the step they measure
+    # (compile: minutes of code generation per cell, in a fresh process each) is asked for by name.
+    in_all: ClassVar[bool] = True
 
     def __init__(self, **values):
         unknown = sorted(set(values) - set(self.params))
@@ -248,14 +251,15 @@ def compose(text: str) -> Composition:
 
 
 def expand_methods(text: str) -> list[Composition]:
-    """--methods value -> compositions. 'all' = every method alone on the baseline plus every recipe;
+    """--methods value -> compositions. 'all' = every method alone on the baseline (those with in_all)
+    plus every recipe;
     globs match registered names; commas separate entries. Duplicates (by label) are dropped."""
     _ensure_loaded()
     out: dict[str, Composition] = {}
     for entry in split_top_level(text, ","):
         entry = entry.strip()
         if entry == "all":
-            names = list_methods("*")
+            names = [n for n in list_methods("*") if n in _RECIPES or _METHODS[n].in_all]
         elif any(ch in entry for ch in "*?[") and "(" not in entry:
             names = list_methods(entry)
             if not names:

@@ -112,6 +112,7 @@ class Compile(Method):
     summary = "torch.compile the encoders' forward and backward (mode: default | reduce_overhead | max_autotune ...)"
     reference = "Ansel et al. 2024, PyTorch 2 (TorchDynamo, TorchInductor)"
     params = {"mode": "default", "backend": "inductor"}
+    in_all = False  # minutes of code generation per cell (each cell is a fresh process): ask by name
 
     def check(self) -> None:
         backends = compile_backends()
