@@ -12,7 +12,7 @@ import sys
 from vfbench.errors import UserError
 
 # Each module has add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("list", "run", "env", "report", "compare", "estimate")
+COMMANDS = ("list", "run", "env", "report", "compare", "estimate", "advise")
 
 
 class OneLineParser(argparse.ArgumentParser):
