@@ -24,7 +24,7 @@ RUNTIME = ("checkpoint", "bf16")
 # Tiers of the recommendation rule when no accuracy is known, most faithful first.
 LOSSLESS, PAPER_LEVERS, OTHER = 0, 1, 2
 TIER_TEXT = {
-    LOSSLESS: "keeps every token and tunes every parameter (only runtime methods: same model, same gradients)",
+    LOSSLESS: "keeps every token and tunes every parameter (runtime methods only: checkpointing, attention kernel, bf16)",
     PAPER_LEVERS: "token masking and/or last-k tuning, the levers the paper finds cheapest in accuracy "
                   "(arXiv:2312.07395 §4: joint attention is robust up to 75% masking; tuning the last 4 layers "
                   "costs no accuracy)",

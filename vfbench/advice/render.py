@@ -75,7 +75,7 @@ def _excluded_table(a: Advice) -> Table:
 def section(a: Advice) -> Section:
     blocks = [Note(_setup(a))]
     if a.recommendation:
-        blocks.append(Note(f"Recommendation: {a.recommendation}. " + "; ".join(a.reasons) + "."))
+        blocks.append(Note(f"Recommendation: {a.recommendation}. Why: " + "; ".join(a.reasons) + "."))
     else:
         blocks.append(Note("No recommendation: " + "; ".join(a.reasons) + "."))
     blocks.append(Note(a.rule[0].upper() + a.rule[1:] + "."))

@@ -46,8 +46,9 @@ class TimeModel:
 def time_model(device: str, dtype: str, run: Optional[Run]) -> TimeModel:
     ckpt = f"; checkpointed options x{CHECKPOINT_FLOPS_FACTOR:.2f} FLOPs (one recomputed forward)"
     if device != "cuda":
-        return TimeModel(None, ASSUMED_MFU, "no time estimate without a measured run on this device (CPU peak rates "
-                         "are not tabulated); options are ordered by FLOPs per step instead")
+        measured = "measured or scaled by FLOPs where the run has the step; elsewhere " if run is not None else ""
+        return TimeModel(None, ASSUMED_MFU, f"{measured}no time estimate (CPU peak rates are not tabulated): "
+                         "those options are ordered by FLOPs per step")
     name, mfu, source = ASSUMED_DEVICE, ASSUMED_MFU, "assumed"
     if run is not None and run.info.env.get("gpu_name"):
         name = str(run.info.env["gpu_name"])

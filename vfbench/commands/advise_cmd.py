@@ -39,7 +39,7 @@ def add_parser(sub):
     p.add_argument("--from", dest="run", metavar="RUN", help="a run folder: its measured step times and proxy accuracy "
                    "are used, and advice.md / advice.json are written into it")
     p.add_argument("--max-frames", default="16384", help="with --frames max: the largest frame count tried (default: 16384)")
-    p.add_argument("--jobs", help="worker processes for the traces (default: up to 4, one per CPU core)")
+    p.add_argument("--jobs", help="worker processes for the traces (default: up to 4, one per idle CPU core)")
     p.add_argument("--json", action="store_true", help="print the advice as one JSON object")
     return p
 
@@ -68,6 +68,17 @@ def _budget(text: str):
     return Budget(nbytes, text.strip(), reading)
 
 
+def idle_cores() -> int:
+    """Up to 4 worker processes, one per CPU core that other processes are not already keeping busy: each
+    worker pays its own imports and warm-up, which only pays off on a core of its own."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        busy = 0
+    return max(1, min(4, cores - busy))
+
+
 def settings(args):
     """(base cell, budget, frames or None, run or None, jobs, max frames, note on defaults) from the arguments."""
     from vfbench.spec import CellSpec
@@ -84,7 +95,7 @@ def settings(args):
             kind = kind or facts[3]
     kind = kind or "cuda"
     model, batch, dtype, defaulted = resolve_setup(kind, args.model, args.batch, args.dtype, defaults)
-    jobs = _int("jobs", args.jobs) if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
+    jobs = _int("jobs", args.jobs) if args.jobs is not None else idle_cores()
     where = "the run's" if defaults else f"as `vfbench estimate` on {kind}"
     note = f"defaults ({where}): {', '.join(defaulted)}" if defaulted else ""
     return CellSpec(model, "joint", frames or 16, batch, dtype, kind, 0), budget, frames, run, jobs, _int("max-frames", args.max_frames), note
