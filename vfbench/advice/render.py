@@ -52,8 +52,9 @@ def _options_table(a: Advice) -> Table:
                 for i, o in enumerate(a.options)]
     acc = f"accuracy: proxy {a.settings.accuracy_key} @ the frame count it was measured at. " if any(
         o.accuracy is not None for o in a.options) else "accuracy: not measured (give --from RUN with a run that has it). "
-    caption = (f"{acc}Tiers: 1 keeps every token and tunes every parameter; 2 masking and/or last-k tuning; 3 other. "
-               f"Step time: {a.settings.time_text}.")
+    caption = f"{acc}Tiers: 1 keeps every token and tunes every parameter; 2 masking and/or last-k tuning; 3 other."
+    if a.settings.frames is not None:
+        caption += f" Step time: {a.settings.time_text}."
     return Table("Options that fit, ranked (the first is the recommendation)", heads,
                  tuple(tuple(Cell(t) for t in row) for row in rows), caption)
 
