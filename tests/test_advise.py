@@ -137,7 +137,7 @@ def test_rank_accuracy_first_then_tier_then_time_and_pareto():
 def _write_run(path, records):
     store = RunStore(path)
     store.create({"sweep": {"model": "tiny", "methods": sorted({r.method for r in records}), "frames": [FRAMES],
-                            "batch": 2, "dtype": "fp32", "device": "cpu"}, "env": {"cpu": "Test CPU", "device": "cpu"}})
+                            "batch": 2, "dtype": "fp32", "device": "auto"}, "env": {"cpu": "Test CPU", "device": "cpu"}})
     for r in records:
         store.append(r)
     return path
@@ -154,7 +154,8 @@ def test_from_run_measured_time_accuracy_and_report_section(tmp_path, estimated)
                          "--methods", METHODS, "--jobs", "1", "--from", str(run), "--json")
     assert code == 0, err
     advice = json.loads(out)
-    assert advice["settings"]["model"] == "tiny" and advice["settings"]["accuracy_key"] == "acc_r1_temporal"
+    assert (advice["settings"]["model"], advice["settings"]["device"]) == ("tiny", "cpu")  # the sweep said auto
+    assert advice["settings"]["accuracy_key"] == "acc_r1_temporal"
     by = {o["label"]: o for o in advice["options"]}
     assert advice["recommendation"] == "effshortvivit" and "acc_r1_temporal 0.800" in advice["reasons"][0]
     assert by["joint"]["step_ms"] == 40.0 and by["joint"]["time_source"] == "measured"

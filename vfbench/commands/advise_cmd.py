@@ -15,6 +15,7 @@ import sys
 
 from vfbench.commands.estimate_cmd import _int, resolve_setup
 from vfbench.errors import UserError
+from vfbench.spec import RUN_DEFAULTS
 
 from vfbench.report.advice_section import ADVICE_JSON
 
@@ -90,6 +91,8 @@ def settings(args):
 
         run = load_run(args.run)
         facts = [run.describe(k) for k in ("model", "batch", "dtype", "device")]
+        if facts[3] not in RUN_DEFAULTS:  # a sweep asked for --device auto: the records say where it ran
+            facts[3] = ", ".join(sorted({r.device for r in run.records})) or None
         if all(f and "," not in f for f in facts):
             defaults = (facts[0], int(facts[1]), facts[2])
             kind = kind or facts[3]
