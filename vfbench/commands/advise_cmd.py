@@ -70,12 +70,14 @@ def _budget(text: str):
 
 
 def idle_cores() -> int:
-    """Up to 4 worker processes, one per CPU core that other processes are not already keeping busy: each
-    worker pays its own imports and warm-up, which only pays off on a core of its own."""
+    """Up to 4 worker processes, one per CPU core that other processes are not keeping busy right now: each
+    worker pays its own imports and warm-up, which only pays off on a core of its own. Busy = the runnable
+    tasks of /proc/loadavg other than this one (the 1-minute average would count a run that just ended)."""
     cores = os.cpu_count() or 1
     try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # no load average on this platform
+        with open("/proc/loadavg") as f:
+            busy = int(f.read().split()[3].split("/")[0]) - 1
+    except (OSError, ValueError, IndexError):  # not Linux: assume the cores are free
         busy = 0
     return max(1, min(4, cores - busy))
 
@@ -125,6 +127,7 @@ def run(args) -> int:
     else:
         print(text(advice))
     wrote = f"; wrote {run_.home / ADVICE_MD} and {ADVICE_JSON}" if run_ is not None else ""
-    print(f"vfbench advise: {len(advice.options)} options fit, {len(advice.excluded)} excluded, in {advice.seconds:.1f} s{wrote}",
+    print(f"vfbench advise: {len(advice.options)} options fit, {len(advice.excluded)} excluded, in {advice.seconds:.1f} s "
+          f"with up to {jobs} process(es){wrote}",
           file=sys.stderr)
     return 0
