@@ -13,7 +13,7 @@ import warnings
 from vfbench.errors import UserError
 
 # Each module has add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("list", "run", "env", "report", "compare", "estimate", "claims")
+COMMANDS = ("list", "run", "env", "report", "compare", "estimate", "claims", "advise")
 
 
 class OneLineParser(argparse.ArgumentParser):

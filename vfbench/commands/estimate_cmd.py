@@ -50,24 +50,33 @@ def _int(name: str, value, low: int = 1) -> int:
     return out
 
 
-def _settings(args):
-    from vfbench.measure.estimate_sweep import Budget
+def resolve_setup(kind: str, model, batch, dtype, defaults: tuple | None = None, image_size=None) -> tuple[str, int, str, list[str]]:
+    """Model (at `image_size` px when given), batch and dtype as given, else `defaults` (default: what
+    `vfbench run` uses on `kind`), checked; and 'name value' for each one defaulted (`vfbench advise`
+    shares this)."""
     from vfbench.models import get_preset
-    from vfbench.runner.sweep import method_labels
-    from vfbench.spec import DTYPES, CellSpec, parse_frames, parse_size
+    from vfbench.models.presets import sized_model
+    from vfbench.spec import DTYPES
 
-    kind = args.device_kind
     if kind not in RUN_DEFAULTS:
         raise UserError(f"unknown --device-kind {kind!r}; accepted: cuda, cpu")
-    model, batch, dtype = RUN_DEFAULTS[kind]
-    defaulted = [f"{n} {v}" for n, v, given in (("model", model, args.model), ("batch", batch, args.batch), ("dtype", dtype, args.dtype)) if given is None]
-    from vfbench.models.presets import sized_model
-
-    model, dtype = sized_model(args.model or model, args.image_size), args.dtype or dtype
+    d_model, d_batch, d_dtype = defaults or RUN_DEFAULTS[kind]
+    given = (("model", d_model, model), ("batch", d_batch, batch), ("dtype", d_dtype, dtype))
+    defaulted = [f"{n} {v}" for n, v, g in given if g is None]
+    model, dtype = sized_model(model or d_model, image_size), dtype or d_dtype
     get_preset(model)
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
-    batch = _int("batch", args.batch if args.batch is not None else batch)
+    return model, _int("batch", batch if batch is not None else d_batch), dtype, defaulted
+
+
+def _settings(args):
+    from vfbench.measure.estimate_sweep import Budget
+    from vfbench.runner.sweep import method_labels
+    from vfbench.spec import CellSpec, parse_frames, parse_size
+
+    kind = args.device_kind
+    model, batch, dtype, defaulted = resolve_setup(kind, args.model, args.batch, args.dtype, image_size=args.image_size)
     seed = _int("seed", args.seed, 0)
     budgets = []
     for text in filter(None, (t.strip() for t in (args.budget or "").split(","))):

@@ -12,6 +12,7 @@ from typing import Optional
 
 from vfbench.errors import UserError
 from vfbench.report import accuracy, html, markdown, plots
+from vfbench.report.advice_section import advice_sections
 from vfbench.report.budgets import choose_budgets, fits_table
 from vfbench.report.document import Code, Document, Facts, Note, Section
 from vfbench.report.load import Run, load_run
@@ -94,6 +95,8 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
     work = [b for key in ("tokens", "params_trainable", "flops_per_step") if key in present for b in _pair(run, key)]
     if work:
         sections.append(Section("Size and work", tuple(work)))
+
+    sections += advice_sections(run)
 
     missing = status_table(run)
     sections.append(Section("Cells without measurements", (missing,) if missing else (Note("Every cell ran (status ok)."),)))
