@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from vfbench.measure.estimate import FakeStep, estimate_problems
+from vfbench.estimate.peak import FakeStep, estimate_problems
 from vfbench.measure.memory import MIB, cuda_peak, track_step_memory
 from vfbench.registry import expand_methods
 from vfbench.spec import CellSpec, parse_frames

@@ -21,7 +21,7 @@ import pytest
 from vfbench.cli import main
 from vfbench.errors import UserError
 from vfbench.runner.slurm import SlurmSettings, parse_slurm_extra, time_limit_min
-from vfbench.runner.store import RunStore
+from vfbench.store import RunStore
 from vfbench.runner.sweep import SweepSpec, method_labels
 
 REQUIRE = "VFBENCH_REQUIRE_SLURM"

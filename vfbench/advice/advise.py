@@ -15,7 +15,7 @@ from typing import Optional
 
 from vfbench.advice.candidates import LOSSLESS, TIER_TEXT, Candidate, candidates
 from vfbench.advice.throughput import step_time, time_model
-from vfbench.measure.estimate_sweep import Budget, estimate_grid
+from vfbench.estimate.sweep import Budget, estimate_grid
 from vfbench.report.load import Run
 from vfbench.registry import compose
 from vfbench.report.metrics import accuracy_keys, metric_named, value

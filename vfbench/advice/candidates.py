@@ -72,7 +72,7 @@ def candidates(cell: CellSpec, methods: str | None = None) -> tuple[list[Candida
     """Registered methods and recipes first (as `--methods all`), then the compositions; grouped by step.
     `methods` (as `vfbench run --methods`) replaces that set, compositions included. `cell` gives model,
     batch, dtype, device and seed (its method and frames are ignored)."""
-    from vfbench.measure.estimate_sweep import trace_key
+    from vfbench.estimate.sweep import trace_key
 
     labels = [c.label for c in expand_methods(methods or "all")]
     refused = []

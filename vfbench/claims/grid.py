@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfbench.registry import compose
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 
 KERNELS = ("sdpa", "math")
@@ -74,8 +74,8 @@ class Lookup:
 def _estimate_group(cells: tuple) -> list[Record]:
     """Cells that differ only in frames and batch: one fake build (measure/estimate.FakeStep, the engine of
     `vfbench estimate`), one trace per cell; a cell that cannot run or fails is a record, as there."""
-    from vfbench.measure.estimate import FakeStep, estimate_problems
-    from vfbench.measure.estimate_sweep import _error
+    from vfbench.estimate.peak import FakeStep, estimate_problems
+    from vfbench.estimate.sweep import _error
 
     out, fake = [], None
     for c in cells:

@@ -71,7 +71,7 @@ def resolve_setup(kind: str, model, batch, dtype, defaults: tuple | None = None,
 
 
 def _settings(args):
-    from vfbench.measure.estimate_sweep import Budget
+    from vfbench.estimate.sweep import Budget
     from vfbench.runner.sweep import method_labels
     from vfbench.spec import CellSpec, parse_frames, parse_size
 
@@ -92,7 +92,7 @@ def _settings(args):
 
 
 def run(args) -> int:
-    from vfbench.measure.estimate_sweep import estimate_grid
+    from vfbench.estimate.sweep import estimate_grid
 
     cells, budgets, max_frames, jobs, note = _settings(args)
     if note:

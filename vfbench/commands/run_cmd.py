@@ -156,7 +156,7 @@ def build_sweep(o: dict):
 def run(args) -> int:
     from vfbench.measure.env import collect_env
     from vfbench.runner.numbers import check_stored_sweep
-    from vfbench.runner.store import RunStore, StoreWriteError, new_run_folder
+    from vfbench.store import RunStore, StoreWriteError, new_run_folder
     from vfbench.runner.sweep import SweepSpec
 
     out = Path(args.out or "results")
@@ -217,7 +217,7 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     from vfbench.commands.progress import TerminalProgress
     from vfbench.report.terminal import contention_note, launch_bound_note, sweep_table
     from vfbench.runner.executors import make_executor
-    from vfbench.runner.store import StoreWriteError
+    from vfbench.store import StoreWriteError
     from vfbench.runner.sweep import Interrupted, run_sweep
 
     for note in notes:

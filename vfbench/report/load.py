@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Optional
 
 from vfbench.errors import UserError
-from vfbench.runner.record import Record
-from vfbench.runner.store import RUN, RunStore
+from vfbench.record import Record
+from vfbench.store import RUN, RunStore
 
 
 def _frozen_map(data: Mapping | None) -> Mapping:

@@ -11,14 +11,14 @@ import traceback
 
 import torch
 
-from vfbench.measure.estimate import estimate_before_run
+from vfbench.estimate.peak import estimate_before_run
 from vfbench.measure.flops import counted_flops, device_peak_flops
 from vfbench.measure.gpu_busy import busy_keys
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
 from vfbench.measure.timing import first_step_s, time_steps
 from vfbench.models import count_params
-from vfbench.runner.faults import fault_for, inject
-from vfbench.runner.record import Record
+from vfbench.faults import fault_for, inject
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 from vfbench.step import analytic_step_flops, build_setup, cell_problems, configured_spec, train_step
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vfbench.errors import UserError
 from vfbench.runner.isolate import log_tail
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.runner.sacct import JobState, sacct_states
 from vfbench.spec import CellSpec, _Frozen
 

@@ -9,9 +9,9 @@ from typing import Callable
 
 from vfbench.errors import UserError
 from vfbench.registry import expand_methods
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.runner.slurm import SlurmSettings
-from vfbench.runner.store import RunStore
+from vfbench.store import RunStore
 from vfbench.spec import CellSpec, MeasureSettings, _Frozen
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from vfbench.measure import estimate_cuda as cu
+from vfbench.estimate import cuda as cu
 from vfbench.measure.analytic import analytic_peak
 from vfbench.measure.memory import MIB, MemoryBreakdown, track_peak
 from vfbench.methods.runtime import ON_THIS_MACHINE
