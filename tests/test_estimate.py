@@ -17,7 +17,7 @@ from vfbench.estimate.cuda import CudaAutocastPolicy, FakeStepTracker, flash_bac
 from vfbench.measure.memory import MIB, track_step_memory
 from vfbench.registry import expand_methods
 from vfbench.runner.cells import run_cell
-from vfbench.runner.sweep import SweepSpec
+from vfbench.sweep_spec import SweepSpec
 from vfbench.spec import CellSpec
 from vfbench.step import build_setup, train_step
 

@@ -15,7 +15,8 @@ from vfbench.runner.executors import LocalExecutor
 from vfbench.runner.isolate import run_isolated
 from vfbench.record import Record
 from vfbench.store import RunStore, TornRecordWarning
-from vfbench.runner.sweep import SweepSpec, run_sweep
+from vfbench.runner.sweep import run_sweep
+from vfbench.sweep_spec import SweepSpec
 from vfbench.errors import UserError
 from tests.conftest import FAST
 

@@ -1,7 +1,7 @@
 """`advise(...)`: which options fit a memory budget at a frame count (or how many frames each reaches),
 ranked, with the Pareto set and one recommendation with its reasons.
 
-Memory figures are `vfbench estimate`'s: the cells go through measure/estimate_sweep.estimate_grid, the
+Memory figures are `vfbench estimate`'s: the cells go through estimate/sweep.estimate_grid, the
 same call the estimate command makes, so advise and estimate print equal peaks for equal cells.
 """
 

@@ -5,7 +5,7 @@ Compositions are built with the registry's own `compose`, so a combination it re
 one axis, e.g. checkpoint+bf16 while both are runtime methods) is listed as "cannot compose" with the
 registry's reason instead of being guessed at. Candidates whose step is identical (joint, shortvivit,
 attn_kernel(kind=sdpa); bf16 when the cell is already bf16) are one option with aliases: the estimate
-traces them once anyway (measure/estimate_sweep.trace_key).
+traces them once anyway (estimate/sweep.trace_key).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def load_run(path: str | os.PathLike) -> Run:
 
 
 def _store_run(p: Path) -> Optional[Run]:
-    """A run folder: run.json + records.jsonl (runner/store.py)."""
+    """A run folder: run.json + records.jsonl (vfbench/store.py)."""
     if not (p.is_dir() and (p / RUN).exists()):
         return None
     store = RunStore(p)
