@@ -1,6 +1,6 @@
 """Estimated vs measured peak memory per (method, frames): the accuracy check of `vfbench estimate` (issue #4).
 
-For each cell it traces the step under FakeTensorMode (vfbench.measure.estimate, the number `vfbench
+For each cell it traces the step under FakeTensorMode (vfbench.estimate.peak, the number `vfbench
 estimate` prints) and then runs the same step for real, measuring what `vfbench run` measures:
 
 - cpu:  the tracked live-tensor peak of a steady step (measure.memory.track_step_memory); target 5%.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from vfbench.measure.estimate import FakeStep, estimate_problems
+from vfbench.estimate.peak import FakeStep, estimate_problems
 from vfbench.measure.memory import MIB, cuda_peak, track_step_memory
 from vfbench.registry import expand_methods
 from vfbench.spec import CellSpec, parse_frames

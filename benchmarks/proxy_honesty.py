@@ -104,7 +104,7 @@ def run(plans: list[str], model: str) -> None:
             start = time.perf_counter()
             try:  # repeat trains everything again, stage 1 included, in an empty cache
                 with tempfile.TemporaryDirectory() if plan == "repeat" else contextlib.nullcontext() as cache:
-                    metrics, status = measure_accuracy(cell, budget, cache), "ok"
+                    metrics, status = measure_accuracy(cell, budget, cache).to_dict(), "ok"
             except ProxyUnsupported as exc:
                 metrics, status = {"reason": str(exc)}, "unsupported"
             wall = round(time.perf_counter() - start, 1)

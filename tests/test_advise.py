@@ -12,11 +12,11 @@ from vfbench.advice.advise import Option, dominates, pareto, rank
 from vfbench.advice.candidates import LOSSLESS, OTHER, PAPER_LEVERS, candidates, composition_texts
 from vfbench.cli import main
 from vfbench.errors import UserError
-from vfbench.measure.estimate import estimate_problems
+from vfbench.estimate.peak import estimate_problems
 from vfbench.registry import compose
 from vfbench.report.build import write_report
-from vfbench.runner.record import Record
-from vfbench.runner.store import RunStore
+from vfbench.record import Record
+from vfbench.store import RunStore
 from vfbench.spec import CellSpec
 
 METHODS = "joint,checkpoint,effshortvivit,longvivit,temporal_only,frame_avg"

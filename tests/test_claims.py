@@ -10,7 +10,7 @@ from vfbench.claims.grid import GridSettings, method_label
 from vfbench.claims.rules import (CANNOT, CONTRADICTED, HOLDS_ONLY, REPRODUCED, Outcome, Setting, above, at_most,
                                   batch_region, below, in_range, region, verdict)
 from vfbench.cli import main
-from vfbench.measure.estimate_sweep import estimate_grid
+from vfbench.estimate.sweep import estimate_grid
 from vfbench.spec import CellSpec
 
 

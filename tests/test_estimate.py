@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from vfbench.cli import main
-from vfbench.measure import estimate as estimate_mod
-from vfbench.measure.budget import largest_fitting
-from vfbench.measure.estimate import FakeStep, estimate_cell, estimate_problems
-from vfbench.measure.estimate_cuda import CudaAutocastPolicy, FakeStepTracker, flash_backward_workspace, round_up
+from vfbench.estimate import peak as estimate_mod
+from vfbench.estimate.budget import largest_fitting
+from vfbench.estimate.peak import FakeStep, estimate_cell, estimate_problems
+from vfbench.estimate.cuda import CudaAutocastPolicy, FakeStepTracker, flash_backward_workspace, round_up
 from vfbench.measure.memory import MIB, track_step_memory
 from vfbench.registry import expand_methods
 from vfbench.runner.cells import run_cell
-from vfbench.runner.sweep import SweepSpec
+from vfbench.sweep_spec import SweepSpec
 from vfbench.spec import CellSpec
 from vfbench.step import build_setup, train_step
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from vfbench.measure.gpu_busy import LAUNCH_BOUND_BELOW, busy_share, device_intervals, profile_busy, union_length
 from vfbench.measure.timing import first_step_s
 from vfbench.report.terminal import launch_bound_note
-from vfbench.runner.record import Record
+from vfbench.record import Record
 
 
 def test_union_counts_overlaps_once():

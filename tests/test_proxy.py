@@ -10,12 +10,14 @@ import torch
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import CellSpec
+from vfbench.sweep_spec import cpu_default_subset
 from vfbench.tasks import pretrain, proxy
 from vfbench.tasks.evaluate import group_recall, recall_at_1
 from vfbench.tasks.pretrain import default_cache_dir, inflate_patch_kernel, init_from_image, resample_grid
 from vfbench.tasks.proxy import (
-    ProxyBudget, ProxyUnsupported, cpu_default_subset, default_budget, measure_accuracy, proxy_spec,
+    ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy, proxy_spec,
 )
+from vfbench.tasks.result import ProxyAccuracy
 from vfbench.tasks.schedule import lr_factor
 
 # A budget that exercises every stage in a few seconds; it learns nothing, which is not what is tested.
@@ -81,12 +83,14 @@ def test_transfer_copies_the_image_backbone():
 
 
 def test_metrics_cache_and_repeatability(tmp_path, monkeypatch):
-    first = measure_accuracy(cell(), TINY, tmp_path)
+    result = measure_accuracy(cell(), TINY, tmp_path)
+    first = result.to_dict()  # the record's flat acc_* keys, read back into the same typed result
+    assert ProxyAccuracy.from_dict(first) == result and list(ProxyAccuracy.from_dict(first).to_dict()) == list(first)
     assert all(k in first for k in KEYS)
-    assert first["acc_chance_random"] == pytest.approx(1 / 32) and first["acc_chance_temporal"] == pytest.approx(1 / 6)
-    assert first["acc_stage1_cached"] is False and first["acc_steps"] == 3 and first["acc_schedule"] == "cosine"
+    assert result.score("random").chance == pytest.approx(1 / 32) and first["acc_chance_temporal"] == pytest.approx(1 / 6)
+    assert result.stage1.cached is False and result.steps == 3 and first["acc_schedule"] == "cosine"
     # whole groups: 12 queries ask for 1 random group of 32, 2 temporal groups of 6, 12 spatial groups of 1 query
-    assert (first["acc_queries_random"], first["acc_queries_temporal"], first["acc_queries_spatial"]) == (32, 12, 12)
+    assert tuple(result.score(g).queries for g in ("random", "temporal", "spatial")) == (32, 12, 12)
     assert first["acc_queries_shuffled"] == first["acc_queries_single_frame"] == 12
     assert len(list(tmp_path.glob("stage1-*.pt"))) == 1
 
@@ -94,19 +98,19 @@ def test_metrics_cache_and_repeatability(tmp_path, monkeypatch):
         raise AssertionError("stage 1 ran again although it is cached")
 
     monkeypatch.setattr(pretrain, "train_image_model", no_training)
-    second = measure_accuracy(cell(), TINY, tmp_path)
+    second = measure_accuracy(cell(), TINY, tmp_path).to_dict()
     assert second["acc_stage1_cached"] is True
     for k in KEYS + ["acc_loss_final"]:  # same seed, same numbers
         assert second[k] == first[k], k
     monkeypatch.undo()
     other = measure_accuracy(cell(seed=1), TINY, tmp_path)  # a new seed is a new stage-1 key
-    assert other["acc_stage1_cached"] is False and len(list(tmp_path.glob("stage1-*.pt"))) == 2
+    assert other.stage1.cached is False and len(list(tmp_path.glob("stage1-*.pt"))) == 2
 
 
 def test_methods_run_on_the_proxy(tmp_path):
     for method in ("effshortvivit", "lora", "coarse_spatial"):
         out = measure_accuracy(cell(method, frames=8), TINY, tmp_path)
-        assert 0.0 <= out["acc_r1_temporal"] <= 1.0
+        assert 0.0 <= out.score("temporal").r1 <= 1.0
 
 
 def test_unsupported_cells_raise_with_reasons(tmp_path):
@@ -136,7 +140,7 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
     monkeypatch.setattr(proxy, "train", train)
     monkeypatch.setattr(proxy, "evaluate", evaluate)
     short = measure_accuracy(cell(frames=6), budget, tmp_path / "a")
-    assert calls == [(6, 3)] and short["acc_init"] == "stage1" and short["acc_short_cached"] is False
+    assert calls == [(6, 3)] and short.init == "stage1" and short.short_cached is False
     (saved,) = (tmp_path / "a").glob("short-*.pt")
     assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # the evaluated model
 
@@ -150,13 +154,13 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
     monkeypatch.setattr(proxy, "train", train)
     long = measure_accuracy(cell(frames=12), budget, tmp_path / "b")  # empty cache: trains the short model first
     assert calls == [(6, 3), (12, 2)]
-    assert long["acc_init"] == "stage2 at 6 frames" and long["acc_short_cached"] is False
-    assert long["acc_steps"] == 2 and long["acc_short_frames"] == 6 and long["acc_short_steps"] == 3
+    assert long.init == "stage2 at 6 frames" and long.short_cached is False
+    assert long.steps == 2 and long.short_frames == 6 and long.short_steps == 3
     (again,) = (tmp_path / "b").glob("short-*.pt")
     first, second = torch.load(saved)["model"], torch.load(again)["model"]
     assert all(torch.equal(first[k], second[k]) for k in first)  # the same model the short cell trained
     repeat = measure_accuracy(cell(frames=6), budget, tmp_path / "b")
-    assert repeat["acc_short_cached"] is True and all(repeat[k] == short[k] for k in KEYS)
+    assert repeat.short_cached is True and all(repeat.to_dict()[k] == short.to_dict()[k] for k in KEYS)
 
 
 def test_cpu_default_subset_and_budget():

@@ -16,8 +16,8 @@ from vfbench.report.build import write_report
 from vfbench.report.load import load_run
 from vfbench.report.metrics import metric_named
 from vfbench.report.tables import absolute_table, baseline_method, relative_table
-from vfbench.runner.record import Record
-from vfbench.runner.store import RunStore
+from vfbench.record import Record
+from vfbench.store import RunStore
 from vfbench.spec import CellSpec
 
 PLANT = "x<script>document.title='pwned'</script>"

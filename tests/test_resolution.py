@@ -11,7 +11,7 @@ from vfbench.commands.run_cmd import OPTIONS, _options, build_sweep
 from vfbench.errors import UserError
 from vfbench.models import get_preset, param_counts_without_memory
 from vfbench.models.presets import sized_model
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 from vfbench.step import build_setup, train_step
 

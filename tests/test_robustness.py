@@ -15,8 +15,8 @@ import warnings
 
 import pytest
 
-from vfbench.runner.faults import FILL_ENV
-from vfbench.runner.store import RunStore
+from vfbench.faults import FILL_ENV
+from vfbench.store import RunStore
 
 BASE = ["--model", "tiny", "--min-seconds", "0", "--min-repeats", "2", "--warmup", "2", "--no-report", "--no-accuracy"]
 

@@ -13,9 +13,10 @@ import pytest
 from vfbench.runner.cells import run_cell
 from vfbench.runner.executors import LocalExecutor
 from vfbench.runner.isolate import run_isolated
-from vfbench.runner.record import Record
-from vfbench.runner.store import RunStore, TornRecordWarning
-from vfbench.runner.sweep import SweepSpec, run_sweep
+from vfbench.record import Record
+from vfbench.store import RunStore, TornRecordWarning
+from vfbench.runner.sweep import run_sweep
+from vfbench.sweep_spec import SweepSpec
 from vfbench.errors import UserError
 from tests.conftest import FAST
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vfbench.errors import UserError
-from vfbench.measure.estimate import estimate_cell
+from vfbench.estimate.peak import estimate_cell
 from vfbench.methods.runtime import compile_modes
 from vfbench.models.blocks import attention
 from vfbench.registry import compose

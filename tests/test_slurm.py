@@ -20,9 +20,9 @@ import pytest
 
 from vfbench.cli import main
 from vfbench.errors import UserError
-from vfbench.runner.slurm import SlurmSettings, parse_slurm_extra, time_limit_min
-from vfbench.runner.store import RunStore
-from vfbench.runner.sweep import SweepSpec, method_labels
+from vfbench.runner.slurm import parse_slurm_extra, time_limit_min
+from vfbench.store import RunStore
+from vfbench.sweep_spec import SlurmSettings, SweepSpec, method_labels
 
 REQUIRE = "VFBENCH_REQUIRE_SLURM"
 FAST = ["--model", "tiny", "--device", "cpu", "--no-accuracy", "--batch", "2", "--warmup", "2", "--min-repeats", "2",

@@ -13,8 +13,8 @@ import pytest
 from test_report import ok, write_run
 from vfbench.cli import main
 from vfbench.commands import run_cmd
-from vfbench.runner.record import Record
-from vfbench.runner.store import MalformedRecordWarning, RunStore, StoreWriteError, new_run_folder
+from vfbench.record import Record
+from vfbench.store import MalformedRecordWarning, RunStore, StoreWriteError, new_run_folder
 from vfbench.spec import CellSpec
 
 QUICK = ["--model", "tiny", "--methods", "joint", "--executor", "inline", "--min-seconds", "0", "--min-repeats", "2",

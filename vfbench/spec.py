@@ -283,9 +283,9 @@ class CellSpec(_Frozen):
     device: str = "cpu"
     seed: int = 0
     measure: MeasureSettings = field(default_factory=MeasureSettings)
-    fault: str = ""  # test hook only (runner/faults.py); never set by the CLI
+    fault: str = ""  # test hook only (vfbench/faults.py); never set by the CLI
     # How a cell is run, not what is measured, so neither enters `key` (issue #4):
-    estimate: bool = True  # record the FakeTensorMode estimate (measure/estimate.py) before measuring
+    estimate: bool = True  # record the FakeTensorMode estimate (estimate/peak.py) before measuring
     skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
     accuracy: bool = False  # also train and evaluate the proxy task (tasks/proxy.py) and record acc_* keys
 

@@ -15,6 +15,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
 from vfbench.errors import UserError
 from vfbench.models import DualEncoder, build_model, get_preset
+from vfbench.models.dual import COMPILED_CALL
 from vfbench.models.step_flops import step_flops
 from vfbench.registry import Composition, compose
 from vfbench.spec import CellSpec, ModelSpec
@@ -109,9 +110,6 @@ def _noop(_: str) -> None:
 def autocast(device_type: str, dtype: torch.dtype | None):
     """torch.autocast to `dtype` on the device, or no context where dtype is None (plain fp32)."""
     return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-COMPILED_CALL = "compiled_call"  # where the compile method leaves torch.compile(model) (not a submodule)
 
 
 def compiled_or_eager(model: torch.nn.Module):

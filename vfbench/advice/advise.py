@@ -1,7 +1,7 @@
 """`advise(...)`: which options fit a memory budget at a frame count (or how many frames each reaches),
 ranked, with the Pareto set and one recommendation with its reasons.
 
-Memory figures are `vfbench estimate`'s: the cells go through measure/estimate_sweep.estimate_grid, the
+Memory figures are `vfbench estimate`'s: the cells go through estimate/sweep.estimate_grid, the
 same call the estimate command makes, so advise and estimate print equal peaks for equal cells.
 """
 
@@ -15,7 +15,7 @@ from typing import Optional
 
 from vfbench.advice.candidates import LOSSLESS, TIER_TEXT, Candidate, candidates
 from vfbench.advice.throughput import step_time, time_model
-from vfbench.measure.estimate_sweep import Budget, estimate_grid
+from vfbench.estimate.sweep import Budget, estimate_grid
 from vfbench.report.load import Run
 from vfbench.registry import compose
 from vfbench.report.metrics import accuracy_keys, metric_named, value

@@ -5,7 +5,7 @@ Compositions are built with the registry's own `compose`, so a combination it re
 one axis, e.g. checkpoint+bf16 while both are runtime methods) is listed as "cannot compose" with the
 registry's reason instead of being guessed at. Candidates whose step is identical (joint, shortvivit,
 attn_kernel(kind=sdpa); bf16 when the cell is already bf16) are one option with aliases: the estimate
-traces them once anyway (measure/estimate_sweep.trace_key).
+traces them once anyway (estimate/sweep.trace_key).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def candidates(cell: CellSpec, methods: str | None = None) -> tuple[list[Candida
     """Registered methods and recipes first (as `--methods all`), then the compositions; grouped by step.
     `methods` (as `vfbench run --methods`) replaces that set, compositions included. `cell` gives model,
     batch, dtype, device and seed (its method and frames are ignored)."""
-    from vfbench.measure.estimate_sweep import trace_key
+    from vfbench.estimate.sweep import trace_key
 
     labels = [c.label for c in expand_methods(methods or "all")]
     refused = []

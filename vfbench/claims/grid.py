@@ -1,7 +1,7 @@
 """The cells the memory claims need, estimated with `vfbench estimate`'s engine, and a lookup into them.
 
 A claim names (model role, method, frames); the grid crosses them with the attention kernels and the
-per-device batches, and estimates every cell once (estimate_sweep.estimate_grid: the same traced
+per-device batches, and estimates every cell once (estimate/sweep.estimate_grid: the same traced
 train_step, CUDA target, bf16, as `vfbench estimate`). The math kernel is the method composed with
 `attn_kernel(kind=math)`.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfbench.registry import compose
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 
 KERNELS = ("sdpa", "math")
@@ -72,10 +72,10 @@ class Lookup:
 
 
 def _estimate_group(cells: tuple) -> list[Record]:
-    """Cells that differ only in frames and batch: one fake build (measure/estimate.FakeStep, the engine of
+    """Cells that differ only in frames and batch: one fake build (estimate/peak.FakeStep, the engine of
     `vfbench estimate`), one trace per cell; a cell that cannot run or fails is a record, as there."""
-    from vfbench.measure.estimate import FakeStep, estimate_problems
-    from vfbench.measure.estimate_sweep import _error
+    from vfbench.estimate.peak import FakeStep, estimate_problems
+    from vfbench.estimate.sweep import _error
 
     out, fake = [], None
     for c in cells:

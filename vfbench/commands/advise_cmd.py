@@ -60,7 +60,7 @@ def _frames(text: str) -> int | None:
 
 
 def _budget(text: str):
-    from vfbench.measure.estimate_sweep import Budget
+    from vfbench.estimate.sweep import Budget
     from vfbench.spec import parse_size
 
     if "," in text:

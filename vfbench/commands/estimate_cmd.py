@@ -1,6 +1,6 @@
 """`vfbench estimate`: peak memory per (method, frames) without a GPU, and how many frames fit a budget.
 
-The very same train_step runs under FakeTensorMode (measure/estimate.py): nothing is allocated, so any
+The very same train_step runs under FakeTensorMode (estimate/peak.py): nothing is allocated, so any
 preset is estimated on a CPU-only machine. Text output is a methods x frames table plus one line per
 method and budget; --json prints one JSON object per cell (the keys of `vfbench run` records) and one
 per budget answer, one per line.
@@ -71,8 +71,8 @@ def resolve_setup(kind: str, model, batch, dtype, defaults: tuple | None = None,
 
 
 def _settings(args):
-    from vfbench.measure.estimate_sweep import Budget
-    from vfbench.runner.sweep import method_labels
+    from vfbench.estimate.sweep import Budget
+    from vfbench.sweep_spec import method_labels
     from vfbench.spec import CellSpec, parse_frames, parse_size
 
     kind = args.device_kind
@@ -92,7 +92,7 @@ def _settings(args):
 
 
 def run(args) -> int:
-    from vfbench.measure.estimate_sweep import estimate_grid
+    from vfbench.estimate.sweep import estimate_grid
 
     cells, budgets, max_frames, jobs, note = _settings(args)
     if note:

@@ -93,7 +93,7 @@ def build_sweep(o: dict):
     from vfbench.models import get_preset
     from vfbench.runner.executors import EXECUTORS
     from vfbench.runner.slurm import slurm_settings
-    from vfbench.runner.sweep import SweepSpec, method_labels
+    from vfbench.sweep_spec import SweepSpec, method_labels
     from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
@@ -121,7 +121,7 @@ def build_sweep(o: dict):
     if accuracy not in ("on", "all", "off"):
         raise UserError(f"--accuracy {accuracy!r} is not accepted; accepted: on, all, off (or --no-accuracy)")
     if accuracy == "on" and device == "cpu":
-        from vfbench.tasks.proxy import CPU_SUBSET_NOTE
+        from vfbench.sweep_spec import CPU_SUBSET_NOTE
 
         notes.append(f"proxy accuracy: {CPU_SUBSET_NOTE}")
     base = MeasureSettings.for_device(device)
@@ -156,8 +156,8 @@ def build_sweep(o: dict):
 def run(args) -> int:
     from vfbench.measure.env import collect_env
     from vfbench.runner.numbers import check_stored_sweep
-    from vfbench.runner.store import RunStore, StoreWriteError, new_run_folder
-    from vfbench.runner.sweep import SweepSpec
+    from vfbench.store import RunStore, StoreWriteError, new_run_folder
+    from vfbench.sweep_spec import SweepSpec
 
     out = Path(args.out or "results")
     command = "vfbench " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name in ("vfbench", "__main__.py") else None
@@ -217,7 +217,7 @@ def _execute(sweep, store, info, notes, out: Path, report: bool) -> int:
     from vfbench.commands.progress import TerminalProgress
     from vfbench.report.terminal import contention_note, launch_bound_note, sweep_table
     from vfbench.runner.executors import make_executor
-    from vfbench.runner.store import StoreWriteError
+    from vfbench.store import StoreWriteError
     from vfbench.runner.sweep import Interrupted, run_sweep
 
     for note in notes:

@@ -10,9 +10,9 @@ import torch
 
 from vfbench.errors import UserError
 from vfbench.models.blocks import ATTN_KERNELS, attention, xformers_available
+from vfbench.models.dual import COMPILED_CALL
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
-from vfbench.step import COMPILED_CALL
 
 
 @register_method

@@ -15,6 +15,10 @@ from vfbench.models.encoder import VideoEncoder
 from vfbench.models.text import TextEncoder
 from vfbench.spec import ModelSpec
 
+# The attribute where the compile method (methods/runtime.py) leaves torch.compile(model), set with
+# object.__setattr__ so it is not a submodule; step.compiled_or_eager calls it.
+COMPILED_CALL = "compiled_call"
+
 
 class DualEncoder(nn.Module):
     def __init__(self, spec: ModelSpec, video: nn.Module):

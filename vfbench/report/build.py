@@ -125,7 +125,7 @@ def _accuracy_coverage(run: Run) -> Note:
     mode = run.info.sweep.get("accuracy")
     text = f"Proxy accuracy (vfbench/tasks: synthetic event-order retrieval) is in {with_acc} of {len(run.records)} cells"
     if mode == "on" and run.info.sweep.get("device") == "cpu":
-        from vfbench.tasks.proxy import CPU_SUBSET_NOTE
+        from vfbench.sweep_spec import CPU_SUBSET_NOTE
 
         text += f": {CPU_SUBSET_NOTE}."
     elif mode:

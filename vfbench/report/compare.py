@@ -25,7 +25,7 @@ from typing import Optional
 from vfbench.errors import UserError, closest
 from vfbench.report.load import Run
 from vfbench.report.metrics import COMPARED_KINDS, KNOWN, TIMED, Metric, metric_named, metrics_in, value
-from vfbench.runner.record import Record
+from vfbench.record import Record
 
 ENV_KEYS = ("gpu_name", "cpu", "device")
 MUST_COMPARE = ("peak_allocated_mib", "peak_reserved_mib", "step_ms_median", "clips_per_s")

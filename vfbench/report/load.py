@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Optional
 
 from vfbench.errors import UserError
-from vfbench.runner.record import Record
-from vfbench.runner.store import RUN, RunStore
+from vfbench.record import Record
+from vfbench.store import RUN, RunStore
 
 
 def _frozen_map(data: Mapping | None) -> Mapping:
@@ -101,7 +101,7 @@ def load_run(path: str | os.PathLike) -> Run:
 
 
 def _store_run(p: Path) -> Optional[Run]:
-    """A run folder: run.json + records.jsonl (runner/store.py)."""
+    """A run folder: run.json + records.jsonl (vfbench/store.py)."""
     if not (p.is_dir() and (p / RUN).exists()):
         return None
     store = RunStore(p)

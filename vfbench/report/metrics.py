@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from vfbench.report.terminal import SHORT, format_mib, format_ms
-from vfbench.runner.record import Record
+from vfbench.record import Record
 
 ACC_PREFIX = "acc_"
 CHANCE_PREFIX = "acc_chance_"

@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from vfbench.measure.contention import OTHERS_WARN_FRAC
 from vfbench.measure.gpu_busy import LAUNCH_BOUND_BELOW
-from vfbench.runner.record import Record
+from vfbench.record import Record
 
 SHORT = {"oom": "OOM", "skipped": "skipped", "timeout": "timeout", "error": "error"}
 

@@ -11,16 +11,18 @@ import traceback
 
 import torch
 
-from vfbench.measure.estimate import estimate_before_run
+from vfbench.estimate.peak import estimate_before_run
+from vfbench.estimate.result import CellEstimate
 from vfbench.measure.flops import counted_flops, device_peak_flops
 from vfbench.measure.gpu_busy import busy_keys
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
 from vfbench.measure.timing import first_step_s, time_steps
 from vfbench.models import count_params
-from vfbench.runner.faults import fault_for, inject
-from vfbench.runner.record import Record
+from vfbench.faults import fault_for, inject
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 from vfbench.step import analytic_step_flops, build_setup, cell_problems, configured_spec, train_step
+from vfbench.tasks.result import AccuracyOutcome
 
 
 PROXY_BUDGET_ENV = "VFBENCH_PROXY_BUDGET"  # JSON of ProxyBudget fields that replace the defaults
@@ -69,10 +71,11 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit (issue #4).
         pre = estimate_before_run(cell, cell.skip_predicted_oom) if cell.estimate else None
         if pre is not None and pre.skip_reason:
-            return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.keys)
-        record = _measure(cell, comp, started, pre.keys if pre else {})
+            return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.estimate.to_dict())
+        record = _measure(cell, comp, started, pre.estimate if pre else None)
         if cell.accuracy and record.status == "ok":
-            record = record.replace(extra={**record.extra, **_accuracy(cell)}, cell_s=round(time.time() - started, 3))
+            acc = _accuracy(cell).to_dict()
+            record = record.replace(extra={**record.extra, **acc}, cell_s=round(time.time() - started, 3))
         return record
     except Exception as exc:  # the cell's own failure is data, not a crash of the sweep
         if is_write_failure(exc):
@@ -82,7 +85,7 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         return Record.for_cell(cell, "error", error_tail(exc), cell_s=round(time.time() - started, 3))
 
 
-def _accuracy(cell: CellSpec) -> dict:
+def _accuracy(cell: CellSpec) -> AccuracyOutcome:
     """Proxy accuracy next to memory and time (issue #9). Its failure is recorded, never fatal to the
     measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise."""
     from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy
@@ -92,21 +95,22 @@ def _accuracy(cell: CellSpec) -> dict:
     if override:  # smaller budgets for tests and quick looks; the record carries the budget used (acc_*)
         budget = ProxyBudget.from_dict({**budget.to_dict(), **json.loads(override)})
     try:
-        return measure_accuracy(cell, budget)
+        return AccuracyOutcome(measure_accuracy(cell, budget))
     except ProxyUnsupported as exc:
-        return {"acc_reason": str(exc)}
+        return AccuracyOutcome(reason=str(exc))
     except Exception as exc:
         if is_oom(exc):
-            return {"acc_reason": f"out of memory while training the proxy: {str(exc).splitlines()[0][:200]}"}
-        return {"acc_error": error_tail(exc)}
+            return AccuracyOutcome(reason=f"out of memory while training the proxy: {str(exc).splitlines()[0][:200]}")
+        return AccuracyOutcome(error=error_tail(exc))
 
 
-def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
+def _measure(cell: CellSpec, comp, started: float, estimate: CellEstimate | None) -> Record:
     setup = build_setup(cell, comp)
     device = setup.device
     on_cuda = device.type == "cuda"
     step = lambda: train_step(setup)  # noqa: E731
-    setup_s = time.time() - started - estimate.get("estimate_s", 0.0)  # the estimate is reported on its own
+    estimate_s = (estimate.estimate_s if estimate else None) or 0.0
+    setup_s = time.time() - started - estimate_s  # the estimate is reported on its own
     # Warm-up: `warmup_steps` untimed steps. The first creates the optimizer state (and, compiled, pays for
     # the compilation: compile_s, never a timed step). With 0 the memory below is that of the very first
     # step, before the optimizer state exists (lower than a steady step's), and timing starts right after.
@@ -173,5 +177,5 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
         peak_rss_mib=round(peak_rss_mib(), 1),
         setup_s=round(setup_s, 3),
         cell_s=round(time.time() - started, 3),
-        **estimate,
+        **(estimate.to_dict() if estimate else {}),
     )

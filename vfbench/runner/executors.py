@@ -13,8 +13,8 @@ from pathlib import Path
 from vfbench.errors import UserError
 from vfbench.runner.cells import is_write_failure, run_cell
 from vfbench.runner.isolate import CellProcess
-from vfbench.runner.record import Record
-from vfbench.runner.store import StoreWriteError
+from vfbench.record import Record
+from vfbench.store import StoreWriteError
 from vfbench.spec import CellSpec
 
 EXECUTORS = ("local", "inline", "slurm")

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from vfbench.runner.lifeline import mark_sweep
-from vfbench.runner.record import Record
-from vfbench.runner.store import StoreWriteError
+from vfbench.record import Record
+from vfbench.store import StoreWriteError
 from vfbench.runner.worker import LAUNCH_ENV, WRITE_FAILED_EXIT, forked_main
 from vfbench.spec import CellSpec
 

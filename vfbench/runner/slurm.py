@@ -22,29 +22,19 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from vfbench.errors import UserError
 from vfbench.runner.isolate import log_tail
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.runner.sacct import JobState, sacct_states
-from vfbench.spec import CellSpec, _Frozen
+from vfbench.spec import CellSpec
+from vfbench.sweep_spec import SlurmSettings
 
 INSTALL_HINT = "--executor slurm needs submitit: pip install 'vfbench[slurm]'"
 # sbatch options vfbench sets itself, and the vfbench option that sets each.
 RESERVED = {"time": "--timeout", "array": "--max-parallel", "array_parallelism": "--max-parallel",
             "output": "nothing (logs go to <run>/slurm/)", "error": "nothing (logs go to <run>/slurm/)"}
-
-
-@dataclass(frozen=True)
-class SlurmSettings(_Frozen):
-    """How cells are submitted when the executor is `slurm` (ignored by the other executors)."""
-
-    partition: str = ""  # empty: the cluster's default partition
-    gpus_per_cell: int = 0
-    max_parallel: int = 0  # array tasks running at once; 0: no cap beyond the cluster's own
-    extra: tuple = ()  # (("mem", "32G"), ("account", "vision"), ...): more sbatch options
 
 
 def parse_slurm_extra(value) -> tuple:

@@ -1,81 +1,16 @@
-"""A sweep: what a user asked for, expanded into cells and run into a store, resumable."""
+"""Running a sweep (vfbench/sweep_spec.py) into a store, resumable."""
 
 from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from vfbench.errors import UserError
-from vfbench.registry import expand_methods
-from vfbench.runner.record import Record
-from vfbench.runner.slurm import SlurmSettings
-from vfbench.runner.store import RunStore
-from vfbench.spec import CellSpec, MeasureSettings, _Frozen
-
-
-@dataclass(frozen=True)
-class SweepSpec(_Frozen):
-    model: str
-    methods: tuple  # canonical composition labels, in the order asked
-    frames: tuple
-    batch: int
-    dtype: str
-    device: str  # resolved: cpu | cuda
-    seed: int = 0
-    timeout_s: float = 900.0
-    skip_after_oom: bool = True
-    executor: str = "local"
-    measure: MeasureSettings = field(default_factory=MeasureSettings)
-    estimate: bool = True  # estimate each cell's peak before running it (issue #4)
-    skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
-    # Proxy accuracy (issue #9): "on" = every cell on CUDA, the documented subset on CPU
-    # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
-    accuracy: str = "off"
-    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
-
-    def cells(self) -> list[CellSpec]:
-        """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
-        trained = self.accuracy_cells()
-        return [
-            CellSpec(
-                self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure,
-                estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom, accuracy=(m, t) in trained,
-            )
-            for m in self.methods
-            for t in self.frames
-        ]
-
-    def accuracy_cells(self) -> set[tuple[str, int]]:
-        """(method, frames) cells whose record also gets proxy accuracy."""
-        if self.accuracy == "off":
-            return set()
-        if self.accuracy == "all" or self.device == "cuda":
-            return {(m, t) for m in self.methods for t in self.frames}
-        from vfbench.tasks.proxy import cpu_default_subset
-
-        return set(cpu_default_subset(list(self.methods), list(self.frames)))
-
-    @classmethod
-    def from_stored(cls, data, where) -> "SweepSpec":
-        """The sweep of a run.json being resumed; a damaged one is a UserError, never a traceback."""
-        try:
-            if not isinstance(data, dict):
-                raise TypeError(f"sweep is {type(data).__name__}, not an object")
-            sweep = cls.from_dict(data)
-            if not (isinstance(sweep.methods, tuple) and isinstance(sweep.frames, tuple)
-                    and all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sweep.frames)):
-                raise TypeError("methods and frames must be lists (frames of positive whole numbers)")
-            if not (isinstance(sweep.measure, MeasureSettings) and isinstance(sweep.slurm, SlurmSettings)):
-                raise TypeError("measure and slurm must be objects")
-        except (TypeError, ValueError, KeyError) as exc:
-            raise UserError(f"{where}: the stored sweep is damaged ({exc}); start a new run instead") from None
-        return sweep
-
-
-def method_labels(text: str) -> tuple[str, ...]:
-    return tuple(c.label for c in expand_methods(text))
+from vfbench.record import Record
+from vfbench.spec import CellSpec
+from vfbench.store import RunStore
+from vfbench.sweep_spec import SweepSpec
 
 
 class Interrupted(BaseException):

@@ -11,6 +11,7 @@ import torch
 
 from vfbench.step import autocast
 from vfbench.tasks.galleries import GallerySizes, gallery_chunks, middle_frame, shuffle_frames
+from vfbench.tasks.result import GalleryScore
 from vfbench.tasks.synthetic import TaskConfig, seeded
 
 EVAL_BATCH = 192  # clips per forward pass
@@ -42,7 +43,7 @@ def embed_videos(model, video: torch.Tensor, device: torch.device, autocast_dtyp
 
 @torch.no_grad()
 def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int, device: torch.device,
-             autocast_dtype=None) -> dict[str, float]:
+             autocast_dtype=None) -> tuple[GalleryScore, ...]:
     """R@1 on the random, temporal and spatial galleries, plus the shuffled-frames and middle-frame
     controls on the temporal gallery; the chance level of each, and its number of queries (at least
     `sizes.queries`: whole groups)."""
@@ -62,11 +63,9 @@ def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int
                 emb = embed_videos(model, video, device, autocast_dtype).reshape(n, G, -1)
                 scores[name].append(group_recall(text, emb, chunk.target))
     model.train(was_training)
-    out = {}
+    out = []
     for name, parts in scores.items():
         per_query = torch.cat(parts)
-        out[f"acc_r1_{name}"] = round(float(per_query.mean()), 4)
-        out[f"acc_queries_{name}"] = per_query.numel()
         size = sizes.random if name == "random" else sizes.spatial if name == "spatial" else sizes.temporal
-        out[f"acc_chance_{name}"] = 1.0 / size
-    return out
+        out.append(GalleryScore(name, round(float(per_query.mean()), 4), per_query.numel(), 1.0 / size))
+    return tuple(out)

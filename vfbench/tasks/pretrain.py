@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import ModelSpec
+from vfbench.tasks.result import Stage1
 from vfbench.tasks.schedule import fit
 from vfbench.tasks.synthetic import TaskConfig, image_batch, seeded, sprite_bank
 
@@ -65,14 +66,13 @@ def train_image_model(spec: ModelSpec, task: TaskConfig, steps: int, batch: int,
 
 
 def load_or_train_stage1(spec: ModelSpec, task: TaskConfig, steps: int, batch: int, lr: float, seed: int,
-                         cache_dir: Path) -> tuple[dict, dict]:
-    """The stage-1 state dict from the cache, or trained and cached. Returns (state, info) where info
-    has acc_stage1_cached / _key / _s. Written atomically, so concurrent cells never read half a file."""
+                         cache_dir: Path) -> tuple[dict, Stage1]:
+    """The stage-1 state dict from the cache, or trained and cached, and where it came from (Stage1). Written atomically, so concurrent cells never read half a file."""
     key = stage1_key(spec, task, steps, batch, lr, seed)
     path = Path(cache_dir) / f"stage1-{key}.pt"
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return state, {"acc_stage1_cached": True, "acc_stage1_key": key, "acc_stage1_s": 0.0}
+        return state, Stage1(cached=True, key=key, seconds=0.0)
     start = time.perf_counter()
     state = train_image_model(spec, task, steps, batch, lr, seed)
     seconds = round(time.perf_counter() - start, 2)
@@ -80,7 +80,7 @@ def load_or_train_stage1(spec: ModelSpec, task: TaskConfig, steps: int, batch: i
     meta = {"key": key, "model": image_spec(spec).to_dict(), "task": task.to_dict(), "steps": steps,
             "batch": batch, "lr": lr, "seed": seed, "train_s": seconds}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-    return state, {"acc_stage1_cached": False, "acc_stage1_key": key, "acc_stage1_s": seconds}
+    return state, Stage1(cached=False, key=key, seconds=seconds)
 
 
 def save_atomic(state: dict, path: Path) -> None:

@@ -42,20 +42,15 @@ from pathlib import Path
 import torch
 
 from vfbench.models import build_model
-from vfbench.registry import compose, recipes
+from vfbench.registry import compose
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
 from vfbench.step import AUTOCAST, resolve_device
 from vfbench.tasks.evaluate import evaluate
 from vfbench.tasks.galleries import GallerySizes
 from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1, save_atomic
+from vfbench.tasks.result import ProxyAccuracy
 from vfbench.tasks.schedule import fit
 from vfbench.tasks.synthetic import TaskConfig, clip_batch, seeded, sprite_bank
-
-CPU_MAX_FRAMES = 32
-CPU_SUBSET_NOTE = (
-    f"on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
-    f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames, under a minute or two each; --accuracy all trains every cell"
-)
 
 SHORT_FORMAT = 1  # bump when stage 2 changes meaning, so cached short models are not reused
 TRAINING_KEYS = ("steps", "batch", "lr", "warmup", "schedule", "weight_decay", "grad_clip", "hard_fraction", "hard_group",
@@ -135,41 +130,40 @@ def proxy_problems(cell: CellSpec, budget: ProxyBudget) -> list[str]:
     return reasons + comp.not_supported_reasons(proxy_cell, spec)
 
 
-def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None = None) -> dict:
-    """Train the cell's methods on the proxy and return flat acc_* metrics (see module docstring)."""
+def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None = None) -> ProxyAccuracy:
+    """Train the cell's methods on the proxy and return its accuracy (the record's acc_* keys: to_dict)."""
     reasons = proxy_problems(cell, budget)
     if reasons:
         raise ProxyUnsupported(reasons)
     device = torch.device(resolve_device(cell.device))
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    model, info = start_model(cell, budget, cache)
+    model, stage1, fresh_init = start_model(cell, budget, cache)
     model.to(device).train()
     dtype = autocast_dtype(cell, budget)
     short = short_cell(cell, budget)
-    plan = {"acc_init": "stage1", "acc_steps": budget.steps, "acc_warmup": budget.warmup}
+    init, steps, warmup, short_frames, short_steps, short_cached = "stage1", budget.steps, budget.warmup, None, None, None
     start = time.perf_counter()
     if short is None:
         loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.steps, budget.warmup)
     else:
         loss, cached = load_or_train_short(model, short, budget, cache, device)
-        info["acc_short_cached"] = cached
+        short_cached = cached
     if short is not None and short.frames < cell.frames:  # short->long (PAPER.md §1 Stage 1b)
         torch.manual_seed(seeded(cell.seed, 2, cell.frames).initial_seed())  # masks: the same whether cached or not
         loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
-        plan = {"acc_init": f"stage2 at {short.frames} frames", "acc_steps": budget.long_steps,
-                "acc_warmup": budget.long_warmup, "acc_short_frames": short.frames, "acc_short_steps": budget.steps}
+        init, steps, warmup = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup
+        short_frames, short_steps = short.frames, budget.steps
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    metrics = evaluate(model, budget.task, cell.frames, budget.sizes, budget.eval_seed, device, dtype)
-    return {
-        **metrics, **plan,
-        "acc_batch": budget.batch, "acc_lr": budget.lr, "acc_weight_decay": budget.weight_decay,
-        "acc_grad_clip": budget.grad_clip, "acc_schedule": budget.schedule, "acc_hard_fraction": budget.hard_fraction,
-        "acc_train_s": round(train_s, 2),
-        "acc_eval_s": round(time.perf_counter() - start, 2), "acc_loss_final": round(loss, 4),
-        "acc_model": f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
-        "acc_task": budget.task.summary(), **info,
-    }
+    scores = evaluate(model, budget.task, cell.frames, budget.sizes, budget.eval_seed, device, dtype)
+    return ProxyAccuracy(
+        scores=scores, init=init, steps=steps, warmup=warmup, short_frames=short_frames, short_steps=short_steps,
+        batch=budget.batch, lr=budget.lr, weight_decay=budget.weight_decay, grad_clip=budget.grad_clip,
+        schedule=budget.schedule, hard_fraction=budget.hard_fraction, train_s=round(train_s, 2),
+        eval_s=round(time.perf_counter() - start, 2), loss_final=round(loss, 4),
+        model=f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
+        task=budget.task.summary(), stage1=stage1, fresh_init=fresh_init, short_cached=short_cached,
+    )
 
 
 def autocast_dtype(cell: CellSpec, budget: ProxyBudget):
@@ -182,13 +176,13 @@ def start_model(cell: CellSpec, budget: ProxyBudget, cache: Path):
     seeds the global stream (fresh parameters, masks) from the cell's seed."""
     comp = compose(cell.method)
     base = proxy_spec(budget)
-    state, info = load_or_train_stage1(
+    state, stage1 = load_or_train_stage1(
         base, budget.task, budget.stage1_steps, budget.stage1_batch, budget.stage1_lr, cell.seed, cache)
     torch.manual_seed(cell.seed)
     model = build_model(comp.configure(base))
     missing = init_from_image(model, state)
     comp.apply(model)
-    return model, {**info, "acc_fresh_init": compact(missing)}
+    return model, stage1, compact(missing)
 
 
 def short_cell(cell: CellSpec, budget: ProxyBudget) -> CellSpec | None:
@@ -231,13 +225,3 @@ def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.devi
                device, dtype)
 
 
-def cpu_default_subset(methods: list[str], frames: list[int]) -> list[tuple[str, int]]:
-    """The (method label, frames) cells the CPU default trains: the baseline and every method that is (or
-    equals) a recipe, at frame counts up to CPU_MAX_FRAMES (CPU_SUBSET_NOTE)."""
-    recipe_labels = {compose(r.text).label for r in recipes().values()} | set(recipes())
-    out = []
-    for m in methods:
-        label = compose(m).label
-        if label == "joint" or label in recipe_labels or m in recipe_labels:
-            out += [(m, t) for t in frames if t <= CPU_MAX_FRAMES]
-    return out

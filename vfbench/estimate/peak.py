@@ -4,7 +4,7 @@ No real memory is allocated, so any preset (vit-g included) is estimated on a CP
 model, optimizer and inputs are fake tensors; the live-storage tracker of the CPU measurement
 (measure/memory.py) watches one steady step, so on CPU the estimate and the measurement count the
 same tensors (they agree to the byte on `small`). For a CUDA target the trace still runs on fake CPU
-tensors, with the corrections of measure/estimate_cuda.py (allocator blocks, CUDA's autocast fp32
+tensors, with the corrections of estimate/cuda.py (allocator blocks, CUDA's autocast fp32
 policy, flash-attention backward workspace, cuBLAS workspaces), labelled in `estimate_kind` /
 `estimate_notes`.
 
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from vfbench.measure import estimate_cuda as cu
+from vfbench.estimate import cuda as cu
+from vfbench.estimate.result import CellEstimate, PreRun
 from vfbench.measure.analytic import analytic_peak
 from vfbench.measure.memory import MIB, MemoryBreakdown, track_peak
 from vfbench.methods.runtime import ON_THIS_MACHINE
@@ -173,15 +174,6 @@ def estimate_cell(cell: CellSpec) -> Estimate:
     return dataclasses.replace(est, estimate_s=est.estimate_s + step.build_s)
 
 
-@dataclass(frozen=True)
-class PreRun:
-    """What `vfbench run` records before measuring a cell: the estimate's keys and, when the estimated
-    peak exceeds the device's free memory, why the cell is skipped."""
-
-    keys: dict
-    skip_reason: str = ""
-
-
 def free_memory_mib(device: str) -> float | None:
     """Free memory a cell can use: CUDA `mem_get_info` (free bytes on the device, after this process's
     context), CPU `MemAvailable` from /proc/meminfo. None where unknown."""
@@ -202,13 +194,9 @@ def estimate_before_run(cell: CellSpec, skip_predicted_oom: bool = True) -> PreR
     try:
         est = estimate_cell(cell)
     except Exception as exc:  # the measurement must not depend on the estimate working
-        return PreRun({"estimate_kind": "failed", "estimate_error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-    keys = {
-        "estimated_peak_mib": round(est.estimated_peak_mib, 3),
-        "analytic_peak_mib": round(est.analytic_peak_mib, 3),
-        "estimate_kind": est.estimate_kind,
-        "estimate_s": round(est.estimate_s, 3),
-    }
+        return PreRun(CellEstimate.failed(exc))
+    keys = CellEstimate(est.estimate_kind, round(est.estimated_peak_mib, 3), round(est.analytic_peak_mib, 3),
+                        round(est.estimate_s, 3))
     free = free_memory_mib(cell.device) if skip_predicted_oom else None
     if free is not None and est.estimated_peak_mib > free:
         return PreRun(keys, (

@@ -22,9 +22,9 @@ import warnings
 from pathlib import Path
 
 from vfbench.errors import UserError
-from vfbench.runner.faults import store_fault
-from vfbench.runner.record import Record
-from vfbench.runner.schema import record_problem, run_info_problem
+from vfbench.faults import store_fault
+from vfbench.record import Record
+from vfbench.schema import record_problem, run_info_problem
 from vfbench.spec import SCHEMA_VERSION
 
 RECORDS = "records.jsonl"

@@ -16,10 +16,10 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from vfbench.measure.budget import Fit, largest_fitting
-from vfbench.measure.estimate import Estimate, FakeStep, estimate_problems
+from vfbench.estimate.budget import Fit, largest_fitting
+from vfbench.estimate.peak import Estimate, FakeStep, estimate_problems
 from vfbench.registry import Method
-from vfbench.runner.record import Record
+from vfbench.record import Record
 from vfbench.spec import CellSpec
 from vfbench.step import configured_spec
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import typing
 from dataclasses import fields
 
-from vfbench.runner.record import STATUSES, Record
+from vfbench.record import STATUSES, Record
 
 _REQUIRED = ("key", "status", "method", "model", "frames", "batch", "dtype", "device")
 _WHOLE = ("frames", "batch", "seed", "schema_version")  # cell identity: whole numbers only

@@ -1,0 +1,100 @@
+"""What a user asked for: a sweep (model x methods x frames and the settings they share), expanded into
+cells. It sits just above the registry (labels are canonical compositions) and below everything that
+runs a sweep (runner/), estimates one (estimate/) or reports one (report/): run.json stores it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vfbench.errors import UserError
+from vfbench.registry import compose, expand_methods, recipes
+from vfbench.spec import CellSpec, MeasureSettings, _Frozen
+
+CPU_MAX_FRAMES = 32
+CPU_SUBSET_NOTE = (
+    f"on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
+    f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames, under a minute or two each; --accuracy all trains every cell"
+)
+
+
+@dataclass(frozen=True)
+class SlurmSettings(_Frozen):
+    """How cells are submitted when the executor is `slurm` (ignored by the other executors)."""
+
+    partition: str = ""  # empty: the cluster's default partition
+    gpus_per_cell: int = 0
+    max_parallel: int = 0  # array tasks running at once; 0: no cap beyond the cluster's own
+    extra: tuple = ()  # (("mem", "32G"), ("account", "vision"), ...): more sbatch options
+
+
+@dataclass(frozen=True)
+class SweepSpec(_Frozen):
+    model: str
+    methods: tuple  # canonical composition labels, in the order asked
+    frames: tuple
+    batch: int
+    dtype: str
+    device: str  # resolved: cpu | cuda
+    seed: int = 0
+    timeout_s: float = 900.0
+    skip_after_oom: bool = True
+    executor: str = "local"
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    estimate: bool = True  # estimate each cell's peak before running it (issue #4)
+    skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
+    # Proxy accuracy (issue #9): "on" = every cell on CUDA, the documented subset on CPU
+    # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
+    accuracy: str = "off"
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
+
+    def cells(self) -> list[CellSpec]:
+        """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
+        trained = self.accuracy_cells()
+        return [
+            CellSpec(
+                self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure,
+                estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom, accuracy=(m, t) in trained,
+            )
+            for m in self.methods
+            for t in self.frames
+        ]
+
+    def accuracy_cells(self) -> set[tuple[str, int]]:
+        """(method, frames) cells whose record also gets proxy accuracy."""
+        if self.accuracy == "off":
+            return set()
+        if self.accuracy == "all" or self.device == "cuda":
+            return {(m, t) for m in self.methods for t in self.frames}
+        return set(cpu_default_subset(list(self.methods), list(self.frames)))
+
+    @classmethod
+    def from_stored(cls, data, where) -> "SweepSpec":
+        """The sweep of a run.json being resumed; a damaged one is a UserError, never a traceback."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(f"sweep is {type(data).__name__}, not an object")
+            sweep = cls.from_dict(data)
+            if not (isinstance(sweep.methods, tuple) and isinstance(sweep.frames, tuple)
+                    and all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sweep.frames)):
+                raise TypeError("methods and frames must be lists (frames of positive whole numbers)")
+            if not (isinstance(sweep.measure, MeasureSettings) and isinstance(sweep.slurm, SlurmSettings)):
+                raise TypeError("measure and slurm must be objects")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UserError(f"{where}: the stored sweep is damaged ({exc}); start a new run instead") from None
+        return sweep
+
+
+def method_labels(text: str) -> tuple[str, ...]:
+    return tuple(c.label for c in expand_methods(text))
+
+
+def cpu_default_subset(methods: list[str], frames: list[int]) -> list[tuple[str, int]]:
+    """The (method label, frames) cells the CPU default trains: the baseline and every method that is (or
+    equals) a recipe, at frame counts up to CPU_MAX_FRAMES (CPU_SUBSET_NOTE)."""
+    recipe_labels = {compose(r.text).label for r in recipes().values()} | set(recipes())
+    out = []
+    for m in methods:
+        label = compose(m).label
+        if label == "joint" or label in recipe_labels or m in recipe_labels:
+            out += [(m, t) for t in frames if t <= CPU_MAX_FRAMES]
+    return out
