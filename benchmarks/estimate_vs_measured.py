@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
 import gc
 import shlex
 import sys
@@ -72,7 +73,7 @@ def measure(cell: CellSpec, warmup: int) -> dict:
         for _ in range(warmup):
             train_step(setup)
         if on_cuda:
-            cp = cuda_peak(lambda: train_step(setup), setup.device)
+            cp = cuda_peak(functools.partial(train_step, setup), setup.device)  # bound now: `finally` deletes the name
             out = {"status": "ok", "measured_mib": cp.peak_allocated_mib, "reserved_mib": cp.peak_reserved_mib}
         else:
             out = {"status": "ok", "measured_mib": track_step_memory(setup).peak_allocated_mib}

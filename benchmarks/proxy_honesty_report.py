@@ -37,7 +37,8 @@ def cell_table(cells: list[dict]) -> list[str]:
             rows.append(f"| {c['plan']} | {c['method']} | {c['frames']} | {c['seed']} | unsupported: {c['reason']} |")
             continue
         vals = " | ".join(r1(c, g) for g in GALLERIES)
-        rows.append(f"| {c['plan']} | {c['method']} | {c['frames']} | {c['seed']} | {vals} | {c['acc_train_s']} | {c['wall_s']} | {c['omp_num_threads'] or c['threads']} |")
+        rows.append(f"| {c['plan']} | {c['method']} | {c['frames']} | {c['seed']} | {vals} | {c['acc_train_s']} | {c['wall_s']} "
+                    f"| {c['omp_num_threads'] or c['threads']} |")
     return rows
 
 
@@ -240,7 +241,8 @@ def budget_lines(main_cells: list[dict], variants: list[dict]) -> list[str]:
     """The same cells at other step counts (plans stepsN) next to the default."""
     default_steps = default_budget("cpu").steps
     out = ["## Training budget: the same 16-frame cells at other step counts (seed 0)", "",
-           "| method | steps | R@1 random | R@1 temporal | R@1 spatial | joint's learnable and temporal thresholds | train s |", "|---|---|---|---|---|---|---|"]
+           "| method | steps | R@1 random | R@1 temporal | R@1 spatial | joint's learnable and temporal thresholds | train s |",
+           "|---|---|---|---|---|---|---|"]
     rows = [(c["budget"]["steps"], c) for c in variants if c["plan"].startswith("steps") and c["status"] == "ok"]
     rows += [(default_steps, c) for m in {c["method"] for _, c in rows} if (c := first_run(main_cells, m))]
     for steps, c in sorted(rows, key=lambda x: (x[1]["method"], x[0])):

@@ -49,7 +49,8 @@ def _tube_formula(frames, size, patch, tubes):
     for k, s, o in tubes:
         count = 1
         for d, x in enumerate((frames, size, size)):
-            kd, sd, od = (k[d], s[d], o[d]) if d == 0 else (max(1, round(k[d] * patch / 16)), max(1, round(s[d] * patch / 16)), round(o[d] * patch / 16))
+            kd, sd, od = (k[d], s[d], o[d]) if d == 0 else (
+                max(1, round(k[d] * patch / 16)), max(1, round(s[d] * patch / 16)), round(o[d] * patch / 16))
             od = od if x - od >= 1 else 0
             kd = min(kd, x - od)
             count *= math.ceil((x - od - kd + 1) / sd)

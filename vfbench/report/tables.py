@@ -98,7 +98,7 @@ def status_table(run: Run) -> Optional[Table]:
 
 def _one_line(text: str, limit: int = 240) -> str:
     """A reason as one line: tracebacks are long, their last line says what happened."""
-    lines = [l.strip() for l in (text or "").strip().splitlines() if l.strip()]
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "(no reason recorded)"
     line = lines[-1] if len(lines) > 1 and lines[-1] else lines[0]
