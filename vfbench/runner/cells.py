@@ -12,7 +12,7 @@ import traceback
 import torch
 
 from vfbench.measure.estimate import estimate_before_run
-from vfbench.measure.flops import counted_flops, device_peak_flops
+from vfbench.measure.flops import counted_flops, device_peak_flops, model_flops_utilization
 from vfbench.measure.gpu_busy import busy_keys
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
 from vfbench.measure.timing import first_step_s, time_steps
@@ -153,7 +153,8 @@ def _measure(cell: CellSpec, comp, started: float, estimate: dict) -> Record:
     mfu = None
     if on_cuda:
         peak = device_peak_flops(torch.cuda.get_device_name(device), setup.spec.precision or cell.dtype)
-        mfu = round(flops_analytic / seconds / peak, 4) if peak else None
+        util = model_flops_utilization(flops_analytic, seconds, peak)
+        mfu = None if util is None else round(util, 4)
     return Record.for_cell(
         cell, "ok",
         **metrics,
