@@ -1,4 +1,4 @@
-"""Patching methods (PAPER.md §2e, §4): token counts equal their closed forms."""
+"""Patching methods (arXiv:2312.07395's multi-resolution patches and TubeViT): token counts equal their closed forms."""
 
 import math
 
@@ -30,7 +30,7 @@ def _tokens_seen(encoder, frames: int) -> int:
     [("joint", 2, 8), ("coarse_temporal", 4, 8), ("coarse_spatial", 2, 16), ("coarse_both", 4, 16), ("frame_avg", 1, 8)],
 )
 def test_tubelet_token_counts(method, tubelet, patch, frames):
-    """S = (T / t_p) · (H / p)² (PAPER.md §4) on tiny (32 px, 8-px patches)."""
+    """S = (T / t_p) · (H / p)² on tiny (32 px, 8-px patches)."""
     enc = _encoder(method)
     expected = (frames // tubelet) * (32 // patch) ** 2
     assert enc.patch.num_tokens(frames) == expected == _tokens_seen(enc, frames)

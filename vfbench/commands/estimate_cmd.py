@@ -157,7 +157,7 @@ def peak_table(records, cell) -> str:
     if ok:
         gap = max(abs(r.extra["analytic_peak_mib"] / r.extra["estimated_peak_mib"] - 1) for r in ok)
         lines.append(f"how: {ok[0].extra['estimate_notes']}")
-        lines.append(f"the analytic model (PAPER.md §4) is within {gap:.1%} of these traced figures; --json has both and the breakdown")
+        lines.append(f"vfbench's analytic model is within {gap:.1%} of these traced figures; --json has both and the breakdown")
     problems = sorted({r.reason if r.reason.startswith(r.method) else f"{r.method}: {r.reason}" for r in records if r.status != "ok"})
     lines += [f"not estimated: {p}" for p in problems[:10]]
     return "\n".join(lines)

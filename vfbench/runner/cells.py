@@ -66,7 +66,7 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         reasons = cell_problems(cell, comp, spec)
         if reasons:
             return Record.for_cell(cell, "skipped", "; ".join(reasons))
-        # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit (issue #4).
+        # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit.
         pre = estimate_before_run(cell, cell.skip_predicted_oom) if cell.estimate else None
         if pre is not None and pre.skip_reason:
             return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.keys)
@@ -83,7 +83,7 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
 
 
 def _accuracy(cell: CellSpec) -> dict:
-    """Proxy accuracy next to memory and time (issue #9). Its failure is recorded, never fatal to the
+    """Proxy accuracy next to memory and time. Its failure is recorded, never fatal to the
     measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise."""
     from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy
 

@@ -1,4 +1,4 @@
-"""The Slurm executor: each wave of cells becomes one Slurm job array, submitted through submitit (issue #8).
+"""The Slurm executor: each wave of cells becomes one Slurm job array, submitted through submitit.
 
 Every cell is its own array task, so its own fresh process on a node, running the same cell function as
 the local executor (`run_cell`, through `run_cell_job` below). The submitit folder is `<run>/slurm/`:
