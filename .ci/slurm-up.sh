@@ -7,7 +7,7 @@
 #   .ci/slurm-up.sh stop      stop the daemons this script started, by pid (nothing else)
 #
 # Accounting (slurmdbd + mariadb) is not optional: without sacct, submitit cannot learn that a job died
-# without a result (time limit, out of memory, scancel) and vfbench could not record it (issue #8).
+# without a result (time limit, out of memory, scancel) and vfbench could not record it.
 # Runs as root. Files live under $VFBENCH_SLURM_DIR (default /var/tmp/vfbench-slurm); the pids of the
 # daemons it started are in $VFBENCH_SLURM_DIR/pids.
 set -euo pipefail

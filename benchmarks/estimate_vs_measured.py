@@ -1,4 +1,4 @@
-"""Estimated vs measured peak memory per (method, frames): the accuracy check of `vfbench estimate` (issue #4).
+"""Estimated vs measured peak memory per (method, frames): the accuracy check of `vfbench estimate`.
 
 For each cell it traces the step under FakeTensorMode (vfbench.estimate.peak, the number `vfbench
 estimate` prints) and then runs the same step for real, measuring what `vfbench run` measures:
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
 import gc
 import shlex
 import sys
@@ -72,7 +73,7 @@ def measure(cell: CellSpec, warmup: int) -> dict:
         for _ in range(warmup):
             train_step(setup)
         if on_cuda:
-            cp = cuda_peak(lambda: train_step(setup), setup.device)
+            cp = cuda_peak(functools.partial(train_step, setup), setup.device)  # bound now: `finally` deletes the name
             out = {"status": "ok", "measured_mib": cp.peak_allocated_mib, "reserved_mib": cp.peak_reserved_mib}
         else:
             out = {"status": "ok", "measured_mib": track_step_memory(setup).peak_allocated_mib}
@@ -121,7 +122,7 @@ def summary(rows: list[dict], tol: float) -> list[str]:
         f"**{inside} of {len(ok)} measured cells within {tol:.0%}**; largest error {worst['error']:+.3%} "
         f"({worst['method']}, {worst['frames']} frames; {worst['estimated_mib'] - worst['measured_mib']:+.4f} MiB); "
         f"mean |error| {sum(abs(r['error']) for r in ok) / len(ok):.3%}.",
-        f"Analytic model (PAPER.md §4) vs measured: largest error {worst_a['analytic_error']:+.2%} "
+        f"vfbench's analytic model vs measured: largest error {worst_a['analytic_error']:+.2%} "
         f"({worst_a['method']}, {worst_a['frames']} frames).",
         f"Not measured: {len(rows) - len(ok)} cells (skipped: the method cannot run that cell; oom: it did not fit).",
     ]
@@ -144,7 +145,8 @@ def main(argv=None) -> int:
         f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}.",
         "measured: " + ("`max_memory_allocated` of a steady step (after reset_peak_memory_stats)" if args.device == "cuda"
                         else "the tracked live-tensor peak of a steady step (what `vfbench run` records on CPU)")
-        + "; estimated: the FakeTensorMode trace (`vfbench estimate`); analytic: PAPER.md §4 model (measure/analytic.py).",
+        + "; estimated: the FakeTensorMode trace (`vfbench estimate`); analytic: vfbench's analytic model "
+        "(measure/analytic.py; activations after Korthikanti et al. 2022).",
         "error = estimated / measured - 1.", "",
     ]
     rows: list[dict] = []

@@ -45,19 +45,19 @@ step recipes-compile 100 $VF run --device cuda --model vit-b --frames 16,256 $FA
 step kernel-table 10 python benchmarks/kernel_table.py "$OUT"/runs/{kernels-vitb,compile-16,compile-256,recipes-compile} \
   --out "$OUT/kernel-table.md"
 # Earlier checks (results/gpu-h100 has them), by STEPS only.
-# Issue 2: the joint sweep on CUDA: allocated, reserved and NVML peaks, MFU (memory and time only here).
+# The joint sweep on CUDA: allocated, reserved and NVML peaks, MFU (memory and time only here).
 step joint-vitb 120 $VF run --device cuda --model vit-b --methods joint --frames 16..256 --no-accuracy --out "$OUT/runs" --run-id joint-vitb
-# Issue 4: estimate vs max_memory_allocated, target 10%.
+# The estimate vs max_memory_allocated, target 10%.
 step estimate-vs-measured 120 python benchmarks/estimate_vs_measured.py --device cuda --model vit-b --frames 16..128 \
   --methods shortvivit,effshortvivit,longvivit,imagevit --out "$OUT/estimate-vs-measured-cuda"
 # The recipes and the attention kernels at 16..128 frames.
 step recipes-vitb 150 $VF run --device cuda --model vit-b --methods 'shortvivit,effshortvivit,longvivit,imagevit,attn_kernel(kind=math),checkpoint' \
   --frames 16..128 --no-accuracy --out "$OUT/runs" --run-id recipes-vitb
-# Issue 9: issue 9's example with accuracy on (on CUDA: every cell), an empty proxy cache.
+# The README's accuracy example with accuracy on (on CUDA: every cell), an empty proxy cache.
 VFBENCH_CACHE="$OUT/proxy-cache" step accuracy 150 $VF run --device cuda --model vit-b --methods joint,frame_avg,effshortvivit \
   --frames 16..32 --accuracy --out "$OUT/runs" --run-id accuracy-vitb
 rm -rf "$OUT/proxy-cache"
-# Issue 6: the pytest-benchmark suite on the CUDA defaults (vit-b), joint and longvivit.
+# The pytest-benchmark suite on the CUDA defaults (vit-b), joint and longvivit.
 step pytest-benchmark 60 python -m pytest --benchmark -k 'joint or longvivit' -q -p no:cacheprovider \
   --benchmark-json "$OUT/pytest-benchmark.json"
 find "$OUT" -name '*.png' -size +1M -delete  # keep what comes back small

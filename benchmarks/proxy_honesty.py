@@ -1,7 +1,7 @@
-"""Train the cells behind issue 9's proxy honesty checks and findings table; write results/proxy-honesty/.
+"""Train the cells behind the proxy honesty checks and findings table; write results/proxy-honesty/.
 
     python benchmarks/proxy_honesty.py run PLAN [PLAN ...]   # train the plans' cells, append to cells.jsonl
-    python benchmarks/proxy_honesty.py example                # time issue 9's `vfbench run` command end to end
+    python benchmarks/proxy_honesty.py example                # time the README's accuracy example end to end
     python benchmarks/proxy_honesty.py tables                 # honesty.md from cells.jsonl
 
 Plans (PLANS below): core (joint, frame_avg), repeat (joint seed 0 again, in an empty cache), seeds
@@ -59,8 +59,8 @@ PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
     "steps200": [("joint", 16, 0)],
     "steps500": [(m, 16, 0) for m in ("joint", "coarse_spatial", "mask(ratio=0.5)")],
 }
-# Plans that train with a variant of the default budget: redundancy changes the task (PAPER.md §5 idea 4:
-# longer events = more redundancy); direct trains 32-frame cells from stage 1 for the full budget
+# Plans that train with a variant of the default budget: redundancy changes the task (longer events =
+# more redundancy, which masking should tolerate); direct trains 32-frame cells from stage 1 for the full budget
 # instead of continuing the 16-frame model (short->long), to show what the continuation changes.
 # stepsN train for N steps instead of the default, to show where the honesty checks start to hold and
 # which results move with the budget.
@@ -118,7 +118,7 @@ EXAMPLE = ["--methods", "joint,frame_avg,effshortvivit", "--frames", "16..32", "
 
 
 def example() -> None:
-    """Time issue 9's command end to end as a user runs it (measurements, proxy training, report), with an
+    """Time the README's accuracy example end to end as a user runs it (measurements, proxy training, report), with an
     empty proxy cache so stage 1 is included; append one line per cell with the whole run's wall time."""
     budget = default_budget("cpu").to_dict()
     with tempfile.TemporaryDirectory() as tmp:

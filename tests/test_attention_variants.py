@@ -1,4 +1,5 @@
-"""Factorised and frame-level encoders (PAPER.md §2b): what mixes with what, init identities, param overheads."""
+"""Factorised and frame-level encoders (arXiv:2312.07395's factorized ST-ViViT and frame-level baselines):
+what mixes with what, init identities, param overheads."""
 
 import pytest
 import torch
@@ -112,4 +113,4 @@ def test_fst_parameter_overhead_without_allocating(preset, expected_m):
     fst = param_counts_without_memory(compose("factorized_self_attention").configure(spec))["video"]
     extra = fst - joint
     assert extra == fst_extra_params(spec.width, spec.depth)
-    assert round(extra / 1e6) == expected_m  # PAPER.md §2b: ~+28M (ViT-B), ~+101M (ViT-L)
+    assert round(extra / 1e6) == expected_m  # 4D² + LN per layer: ~+28M (ViT-B), ~+101M (ViT-L)

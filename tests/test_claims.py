@@ -104,8 +104,8 @@ def test_row_command_prints_the_same_figure(capsys):
     assert row.command.startswith("for b in 1 2; do vfbench estimate --model tiny")
     assert main(["estimate", "--model", "tiny", "--methods", "joint,mask(ratio=0.75)", "--frames", "16", "--batch", "2",
                  "--dtype", "bf16", "--device-kind", "cuda", "--json", "--jobs", "1"]) == 0
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-    peaks = {l["method"]: l["estimated_peak_mib"] for l in lines if l["record"] == "cell"}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    peaks = {rec["method"]: rec["estimated_peak_mib"] for rec in lines if rec["record"] == "cell"}
     sdpa2 = next(o for o in row.outcomes if o.setting == Setting("tiny", "sdpa", 2))
     assert sdpa2.value == pytest.approx(peaks["joint"] / peaks["mask(ratio=0.75)"], rel=1e-6)
 
@@ -135,7 +135,7 @@ def test_claims_command_end_to_end(tmp_path, capsys):
     args = ["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--jobs", "1",
             "--proxy-results", str(tmp_path / "absent.md")]
     assert main(args + ["--out", str(tmp_path / "out"), "--json"]) == 0
-    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in rows] == [c.id for c in memory.CLAIMS] + ["accuracy"]
     assert {r["verdict"] for r in rows} <= {REPRODUCED, HOLDS_ONLY, CONTRADICTED, CANNOT}
     assert all(r["region"] and r["command"] for r in rows)

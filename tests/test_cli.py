@@ -19,7 +19,7 @@ def test_run_two_cells_end_to_end(tmp_path):
     assert p.returncode == 0, p.stderr
     lines = (tmp_path / "e2e" / "records.jsonl").read_text().splitlines()
     assert len(lines) == 2
-    recs = [json.loads(l) for l in lines]
+    recs = [json.loads(line) for line in lines]
     assert [r["status"] for r in recs] == ["ok", "ok"] and [r["frames"] for r in recs] == [4, 8]
     info = json.loads((tmp_path / "e2e" / "run.json").read_text())
     assert info["sweep"]["frames"] == [4, 8] and info["env"]["torch"] and "vfbench run" in info["command"]

@@ -1,4 +1,4 @@
-"""Memory estimation without running (issue #4): the FakeTensorMode trace, its CUDA corrections, the
+"""Memory estimation without running: the FakeTensorMode trace, its CUDA corrections, the
 analytic model, the frame-budget search, the `estimate` command and the run integration."""
 
 import json
@@ -24,7 +24,7 @@ from vfbench.step import build_setup, train_step
 # Every registered method alone on the baseline plus every recipe, as `--methods all`.
 ALL = [c.label for c in expand_methods("all")]
 CPU_TOLERANCE = 0.05  # the issue's target; on CPU the trace counts the very tensors the measurement counts
-# Analytic (PAPER.md §4) vs traced peak, every method of `--methods all`. Largest gaps measured on the
+# vfbench's analytic model vs traced peak, every method of `--methods all`. Largest gaps measured on the
 # grid tiny x 4..64 and small x 16..128 frames, fp32/bf16: 11.9% (tiny fp32 CPU, checkpoint at 64 frames:
 # the formula keeps every block input plus the largest layer, the trace sees the recompute free as it
 # goes), 8.5% (small, factorized encoder: its per-slice pooling and temporal blocks sit outside the

@@ -1,4 +1,5 @@
-"""Token masking (PAPER.md §2d): exact kept counts, train-time only, tube structure, and the pure functions."""
+"""Token masking (arXiv:2312.07395's input masking; FLIP's random_mask):
+exact kept counts, train-time only, tube structure, and the pure functions."""
 
 import math
 

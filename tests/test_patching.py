@@ -1,4 +1,4 @@
-"""Patching methods (PAPER.md §2e, §4): token counts equal their closed forms."""
+"""Patching methods (arXiv:2312.07395's multi-resolution patches and TubeViT): token counts equal their closed forms."""
 
 import math
 
@@ -30,7 +30,7 @@ def _tokens_seen(encoder, frames: int) -> int:
     [("joint", 2, 8), ("coarse_temporal", 4, 8), ("coarse_spatial", 2, 16), ("coarse_both", 4, 16), ("frame_avg", 1, 8)],
 )
 def test_tubelet_token_counts(method, tubelet, patch, frames):
-    """S = (T / t_p) · (H / p)² (PAPER.md §4) on tiny (32 px, 8-px patches)."""
+    """S = (T / t_p) · (H / p)² on tiny (32 px, 8-px patches)."""
     enc = _encoder(method)
     expected = (frames // tubelet) * (32 // patch) ** 2
     assert enc.patch.num_tokens(frames) == expected == _tokens_seen(enc, frames)
@@ -49,7 +49,8 @@ def _tube_formula(frames, size, patch, tubes):
     for k, s, o in tubes:
         count = 1
         for d, x in enumerate((frames, size, size)):
-            kd, sd, od = (k[d], s[d], o[d]) if d == 0 else (max(1, round(k[d] * patch / 16)), max(1, round(s[d] * patch / 16)), round(o[d] * patch / 16))
+            kd, sd, od = (k[d], s[d], o[d]) if d == 0 else (
+                max(1, round(k[d] * patch / 16)), max(1, round(s[d] * patch / 16)), round(o[d] * patch / 16))
             od = od if x - od >= 1 else 0
             kd = min(kd, x - od)
             count *= math.ceil((x - od - kd + 1) / sd)

@@ -1,4 +1,4 @@
-"""Parameter-efficient tuning (PAPER.md §2c): identity at init, exactly the right parameters train,
+"""Parameter-efficient tuning (arXiv:2312.07395's adapters, LoRA, temporal-only and last-k): identity at init, exactly the right parameters train,
 and the frozen prefix of last_k keeps no activations."""
 
 import pytest

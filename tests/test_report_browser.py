@@ -39,7 +39,7 @@ def browse(page, tmp_path, *args):
     p = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
-    console = [l for l in p.stderr.splitlines() if ":CONSOLE" in l or "Uncaught" in l]
+    console = [line for line in p.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
     return p.stdout, console
 
 

@@ -1,7 +1,6 @@
 """Runner statuses, isolation, the store and resume, with faults injected through the documented hook."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -154,12 +153,12 @@ def test_killed_sweep_resumes_with_one_record_per_cell(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = [json.loads(l) for l in records.read_text().splitlines()]
+    before = [json.loads(line) for line in records.read_text().splitlines()]
     assert 2 <= len(before) < 5
     done = subprocess.run([sys.executable, "-m", "vfbench", "run", "--resume", "r", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    after = [json.loads(l) for l in records.read_text().splitlines()]
+    after = [json.loads(line) for line in records.read_text().splitlines()]
     assert sorted(r["frames"] for r in after) == [2, 4, 8, 16, 32]
     assert len({r["key"] for r in after}) == 5
     assert after[: len(before)] == before  # nothing already recorded changed

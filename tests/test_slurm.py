@@ -1,4 +1,4 @@
-"""`--executor slurm` against a real Slurm (issue #8).
+"""`--executor slurm` against a real Slurm.
 
 `.ci/slurm-up.sh` installs and starts a single-node Slurm with accounting; .ci/run does so before the
 tests and sets VFBENCH_REQUIRE_SLURM=1, so there a missing Slurm fails these tests instead of skipping them.
@@ -88,7 +88,7 @@ def test_slurm_settings_round_trip_through_run_json_and_old_runs_still_load():
                       slurm=SlurmSettings("gpu", 1, 4, (("mem", "32G"),)))
     again = SweepSpec.from_dict(json.loads(json.dumps(sweep.to_dict())))
     assert again == sweep and again.cells() == sweep.cells()
-    old = {k: v for k, v in sweep.to_dict().items() if k != "slurm"}  # a run.json from before issue #8
+    old = {k: v for k, v in sweep.to_dict().items() if k != "slurm"}  # a run.json from before the Slurm executor
     assert SweepSpec.from_dict(old).slurm == SlurmSettings()
 
 

@@ -1,4 +1,4 @@
-"""The synthetic task: determinism, and galleries that differ only in what they claim to (issue 9)."""
+"""The synthetic task: determinism, and galleries that differ only in what they claim to."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ Values are checked by the command (runner/numbers.py), the same way as on the co
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import yaml
 

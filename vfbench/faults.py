@@ -1,4 +1,4 @@
-"""Fault injection: a documented test hook (issue #7), not monkeypatching of internals.
+"""Fault injection: a documented test hook, not monkeypatching of internals.
 
 A cell fails on purpose when `CellSpec.fault` is set (Python API), or when the environment variable
 VFBENCH_TEST_FAULTS holds a JSON object mapping "<method>@<frames>" (or "*@<frames>", "<method>@*")

@@ -1,6 +1,6 @@
 """The outcome of one cell. Flat JSON on disk; units in field names.
 
-Keys that reports and other tools rely on (issue #2): status, reason, method, model, frames, batch,
+Keys that reports and other tools rely on: status, reason, method, model, frames, batch,
 dtype, device, peak_allocated_mib (on CPU the tracked live-tensor peak), peak_reserved_mib (CUDA),
 step_ms_median, step_ms_p10, step_ms_p90, clips_per_s, params_total, params_trainable, tokens,
 flops_per_step. Metrics that later capabilities add (estimates, accuracy) go to `extra` and are

@@ -73,7 +73,7 @@ class ModelSpec(_Frozen):
     mlp_dim: int
     image_size: int
     patch_size: int = 16
-    tubelet: int = 2  # frames per tubelet (PAPER.md §1: default 2 x 16 x 16)
+    tubelet: int = 2  # frames per tubelet: 2 x 16 x 16, as arXiv:2312.07395's coarse patches (4 frames, 32 px) are 2x its default
     channels: int = 3
     temporal_pos_len: int = 8  # learned temporal table length (16 frames / tubelet 2), interpolated to other T
     text_width: int = 512
@@ -284,7 +284,7 @@ class CellSpec(_Frozen):
     seed: int = 0
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     fault: str = ""  # test hook only (vfbench/faults.py); never set by the CLI
-    # How a cell is run, not what is measured, so neither enters `key` (issue #4):
+    # How a cell is run, not what is measured, so neither enters `key`:
     estimate: bool = True  # record the FakeTensorMode estimate (estimate/peak.py) before measuring
     skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
     accuracy: bool = False  # also train and evaluate the proxy task (tasks/proxy.py) and record acc_* keys

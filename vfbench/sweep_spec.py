@@ -40,12 +40,12 @@ class SweepSpec(_Frozen):
     skip_after_oom: bool = True
     executor: str = "local"
     measure: MeasureSettings = field(default_factory=MeasureSettings)
-    estimate: bool = True  # estimate each cell's peak before running it (issue #4)
+    estimate: bool = True  # estimate each cell's peak before running it
     skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
-    # Proxy accuracy (issue #9): "on" = every cell on CUDA, the documented subset on CPU
+    # Proxy accuracy: "on" = every cell on CUDA, the documented subset on CPU
     # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
     accuracy: str = "off"
-    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only (issue #8)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only
 
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""

@@ -17,8 +17,8 @@ from vfbench.errors import UserError
 from vfbench.registry import BASELINE, compose, expand_methods
 from vfbench.spec import CellSpec
 
-MASK_RATIOS = (0.25, 0.5, 0.75)  # the paper's masking grid (arXiv:2312.07395 §4: 0 to 75%)
-LAST_K = "last_k(k=4)"  # LongViViT tunes the last 4 layers (arXiv:2312.07395 §3)
+MASK_RATIOS = (0.25, 0.5, 0.75)  # the paper's masking grid (arXiv:2312.07395 sweeps 0 to 75%)
+LAST_K = "last_k(k=4)"  # LongViViT tunes the last 4 layers (arXiv:2312.07395, Table 3)
 RUNTIME = ("checkpoint", "bf16")
 
 # Tiers of the recommendation rule when no accuracy is known, most faithful first.
@@ -26,7 +26,7 @@ LOSSLESS, PAPER_LEVERS, OTHER = 0, 1, 2
 TIER_TEXT = {
     LOSSLESS: "keeps every token and tunes every parameter (runtime methods only: checkpointing, attention kernel, bf16)",
     PAPER_LEVERS: "token masking and/or last-k tuning, the levers the paper finds cheapest in accuracy "
-                  "(arXiv:2312.07395 §4: joint attention is robust up to 75% masking; tuning the last 4 layers "
+                  "(arXiv:2312.07395, Figs 2-5: joint attention is robust up to 75% masking; tuning the last 4 layers "
                   "costs no accuracy)",
     OTHER: "changes attention, patching or tuning otherwise (the paper finds larger accuracy drops)",
 }

@@ -1,4 +1,4 @@
-"""The paper's claims (arXiv:2312.07395 §3-§4) checked under the settings that decide them.
+"""The paper's claims (arXiv:2312.07395, Figs 2-5 and Table 3) checked under the settings that decide them.
 
 `memory.py` defines the memory claims and evaluates each over the attention kernel, the per-device batch
 and the model size, from the same FakeTensorMode estimates as `vfbench estimate` (`grid.py`); `rules.py`

@@ -64,12 +64,12 @@ def accuracy_rows(path: Path) -> list[Row]:
     findings = accuracy.read_findings(path)
     if not findings:
         return [Row("accuracy", "accuracy", "The paper's accuracy findings (masking robustness, PEFT, patching, LongViViT)",
-                    "§3 Figs 2-5", "-", "proxy task", CANNOT, f"{path} is missing: run the command to write it",
+                    "Figs 2-5", "-", "proxy task", CANNOT, f"{path} is missing: run the command to write it",
                     "-", accuracy.PROXY_COMMAND)]
     rows = []
     for i, f in enumerate(findings, 1):
         word, where = accuracy.verdict_of(f)
-        rows.append(Row(f"accuracy{i}", "accuracy", f.claim, "§3 (Figs 2-5)", f.figure,
+        rows.append(Row(f"accuracy{i}", "accuracy", f.claim, "Figs 2-5", f.figure,
                         f"proxy task, seeds {f.seeds} (from {path})", word, where, f.rule, accuracy.PROXY_COMMAND))
     return rows
 

@@ -1,4 +1,4 @@
-"""The paper's memory claims (arXiv:2312.07395 §3-§4, Figs 2-5), each with the cells that decide it and its rule.
+"""The paper's memory claims (arXiv:2312.07395, Figs 2-5), each with the cells that decide it and its rule.
 
 Each claim's figure is computed from estimated peaks at one (attention kernel, per-device batch) setting,
 for the ViT-B testbed the paper uses ("base") and, for the scaling claims, ViT-L ("large"). The paper
@@ -59,7 +59,7 @@ def _peft_growth(method: str, whose: str) -> "MemoryClaim":
     """ViT-B -> ViT-L: a PEFT method's memory grows less than full fine-tuning's."""
     return MemoryClaim(
         f"growth_{method}", f"ViT-B -> ViT-L: {whose} memory scales better than full fine-tuning (16 frames)",
-        "PEFT scales better (§3.4, Fig 4)",
+        "PEFT scales better (Fig 4)",
         _needs(("base", "joint", SHORT), ("large", "joint", SHORT), ("base", method, SHORT), ("large", method, SHORT)),
         lambda lk: _growth(method)(lk) / _growth("joint")(lk), below(1.0), f"growth({method}) / growth(joint) < 1", "x")
 
@@ -70,62 +70,62 @@ def _needs(*items) -> tuple:
 
 CLAIMS: tuple[MemoryClaim, ...] = (
     MemoryClaim(
-        "mask75", "75% input masking saves 2-3x memory (ViT-B, 16 frames; joint vs joint+mask 0.75)", "2-3x (§3.2)",
+        "mask75", "75% input masking saves 2-3x memory (ViT-B, 16 frames; joint vs joint+mask 0.75)", "2-3x (Figs 2-5)",
         _needs(("base", "joint", SHORT), ("base", MASK, SHORT)),
         _ratio(("base", "joint", SHORT), ("base", MASK, SHORT)), in_range(2.0, 3.0),
         "peak(joint) / peak(mask 0.75) is 2.0-3.0 (one decimal)", "x"),
     MemoryClaim(
         "last4", "Tuning only the last 4 layers saves a further ~3x on top of 75% masking (ViT-B, 128 frames)",
-        "~3x further (§3.3)",
+        "~3x further (Figs 2-5)",
         _needs(("base", MASK, LONG), ("base", "longvivit", LONG)),
         _ratio(("base", MASK, LONG), ("base", "longvivit", LONG)), in_range(2.5, 3.5),
         "peak(mask 0.75) / peak(mask 0.75 + last 4 layers) is 2.5-3.5", "x"),
     MemoryClaim(
-        "fst_params_b", "FST adds ~28M parameters to ViT-B (a temporal MSA + LN per layer)", "+28M (§3.1; 4D²+6D+1 per layer)",
+        "fst_params_b", "FST adds ~28M parameters to ViT-B (a temporal MSA + LN per layer)", "+28M (4D²+6D+1 per layer)",
         _needs(("base", "joint", SHORT), ("base", FST, SHORT)),
         lambda lk: (lk.params("base", FST) - lk.params("base", "joint")) / 1e6, in_range(27.5, 28.5),
         "FST minus joint parameters rounds to 28M", "M", per_setting=False),
     MemoryClaim(
-        "fst_params_l", "FST adds ~101M parameters to ViT-L", "+101M (§3.1)",
+        "fst_params_l", "FST adds ~101M parameters to ViT-L", "+101M (4D²+6D+1 per layer)",
         _needs(("large", "joint", SHORT), ("large", FST, SHORT)),
         lambda lk: (lk.params("large", FST) - lk.params("large", "joint")) / 1e6, in_range(100.5, 101.5),
         "FST minus joint parameters rounds to 101M", "M", per_setting=False),
     MemoryClaim(
         "fst_memory", "Factorized attention (FST) needs more memory than joint attention (ViT-B, 16 frames)",
-        "more: 'significant memory overhead' (§3.1, Fig 4)",
+        "more: 'significant memory overhead' (Fig 4)",
         _needs(("base", "joint", SHORT), ("base", FST, SHORT)),
         _ratio(("base", FST, SHORT), ("base", "joint", SHORT)), above(1.0), "peak(FST) / peak(joint) > 1", "x"),
     MemoryClaim(
-        "adapter_vs_mask", "MLP adapters save less memory than 75% masking (ViT-B, 16 frames)", "less saving (§3.2, Fig 3)",
+        "adapter_vs_mask", "MLP adapters save less memory than 75% masking (ViT-B, 16 frames)", "less saving (Fig 3)",
         _needs(("base", "adapter", SHORT), ("base", MASK, SHORT)),
         _ratio(("base", "adapter", SHORT), ("base", MASK, SHORT)), above(1.0), "peak(adapter) / peak(mask 0.75) > 1", "x"),
     MemoryClaim(
-        "lora_vs_mask", "LoRA saves less memory than 75% masking (ViT-B, 16 frames)", "less saving (§3.2, Fig 3)",
+        "lora_vs_mask", "LoRA saves less memory than 75% masking (ViT-B, 16 frames)", "less saving (Fig 3)",
         _needs(("base", "lora", SHORT), ("base", MASK, SHORT)),
         _ratio(("base", "lora", SHORT), ("base", MASK, SHORT)), above(1.0), "peak(LoRA) / peak(mask 0.75) > 1", "x"),
     MemoryClaim(
-        "tubevit_vs_mask", "TubeViT needs more memory than 75% masking (ViT-B, 16 frames)", "more (§3.2, Fig 3)",
+        "tubevit_vs_mask", "TubeViT needs more memory than 75% masking (ViT-B, 16 frames)", "more (Fig 3)",
         _needs(("base", "tubevit", SHORT), ("base", MASK, SHORT)),
         _ratio(("base", "tubevit", SHORT), ("base", MASK, SHORT)), above(1.0), "peak(TubeViT) / peak(mask 0.75) > 1", "x"),
     MemoryClaim(
         "growth_jst_frame", "ViT-B -> ViT-L: joint attention's memory grows like frame-level's (16 frames)",
-        "similar growth (§3.4, Fig 4)",
+        "similar growth (Fig 4)",
         _needs(("base", "joint", SHORT), ("large", "joint", SHORT), ("base", "frame_avg", SHORT), ("large", "frame_avg", SHORT)),
         lambda lk: _growth("joint")(lk) / _growth("frame_avg")(lk), in_range(0.8, 1.25),
         "growth(joint) / growth(frame-level) is 0.8-1.25 (growth = peak at ViT-L / peak at ViT-B)", "x"),
     MemoryClaim(
-        "growth_fst", "ViT-L: FST has a large memory overhead over joint attention (16 frames)", "large overhead (§3.4, Fig 4)",
+        "growth_fst", "ViT-L: FST has a large memory overhead over joint attention (16 frames)", "large overhead (Fig 4)",
         _needs(("large", "joint", SHORT), ("large", FST, SHORT)),
         _fst_over_joint_at_large, above(1.2), "peak(FST) / peak(joint) at ViT-L > 1.2", "x"),
     *(_peft_growth("adapter", "adapters'"), _peft_growth("lora", "LoRA's")),
     MemoryClaim(
         "fits16_b", "The chosen recipe (75% masking + last 4 layers) fits a 16 GB device at 128 frames (ViT-B)",
-        "fits 16 GB at 128+ frames (§3.3, Fig 3 red line)",
+        "fits 16 GB at 128+ frames (Fig 3 red line)",
         _needs(("base", "longvivit", LONG),), lambda lk: lk.peak_gib("base", "longvivit", LONG), at_most(BUDGET_GIB),
         "estimated peak <= 16 GiB", " GiB"),
     MemoryClaim(
         "fits16_l", "LongViViT-L (75% masking + last 4 layers) at 256 frames fits a 16 GB device (ViT-L)",
-        "fits 16 GB at 128+ frames (§3.3); LongViViT-L runs 256 frames (§4)",
+        "fits 16 GB at 128+ frames (Fig 3); LongViViT-L runs 256 frames (Table 3)",
         _needs(("large", "longvivit", LONG_L),), lambda lk: lk.peak_gib("large", "longvivit", LONG_L), at_most(BUDGET_GIB),
         "estimated peak <= 16 GiB", " GiB"),
 )

@@ -87,7 +87,8 @@ def _settings(args):
         for m in method_labels(args.methods) for t in parse_frames(args.frames)
     ]
     jobs = _int("jobs", args.jobs) if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
-    note = f"defaults as `vfbench run` on {kind.upper() if kind == 'cuda' else kind} (the run this plans): {', '.join(defaulted)}" if defaulted else ""
+    shown = kind.upper() if kind == "cuda" else kind
+    note = f"defaults as `vfbench run` on {shown} (the run this plans): {', '.join(defaulted)}" if defaulted else ""
     return cells, tuple(budgets), _int("max-frames", args.max_frames), jobs, note
 
 
@@ -156,7 +157,7 @@ def peak_table(records, cell) -> str:
     if ok:
         gap = max(abs(r.extra["analytic_peak_mib"] / r.extra["estimated_peak_mib"] - 1) for r in ok)
         lines.append(f"how: {ok[0].extra['estimate_notes']}")
-        lines.append(f"the analytic model (PAPER.md §4) is within {gap:.1%} of these traced figures; --json has both and the breakdown")
+        lines.append(f"vfbench's analytic model is within {gap:.1%} of these traced figures; --json has both and the breakdown")
     problems = sorted({r.reason if r.reason.startswith(r.method) else f"{r.method}: {r.reason}" for r in records if r.status != "ok"})
     lines += [f"not estimated: {p}" for p in problems[:10]]
     return "\n".join(lines)
@@ -173,7 +174,8 @@ def detail_table(records) -> str:
             continue
         e = r.extra
         rows.append([r.method, r.frames, r.tokens] + [round(e[c], 1) for c in cols] + [round(r.flops_per_step / 1e12, 3), e["est_peak_phase"]])
-    heads = ["method", "frames", "tokens", "params", "grads", "optim", "inputs", "activ.", "temps", "workspace", "peak MiB", "analytic MiB", "TFLOP/step", "peak in"]
+    heads = ["method", "frames", "tokens", "params", "grads", "optim", "inputs", "activ.", "temps", "workspace", "peak MiB",
+             "analytic MiB", "TFLOP/step", "peak in"]
     return tabulate(rows, headers=heads)
 
 

@@ -26,7 +26,8 @@ OPTIONS = {
     "skip_after_oom": (True, "record larger frame counts of a method as skipped once it runs out of memory"),
     "estimate": (True, "estimate each cell's peak memory under FakeTensorMode before running it (recorded as estimated_peak_mib)"),
     "skip_predicted_oom": (True, "record a cell as skipped when its estimated peak exceeds the device's free memory"),
-    "executor": ("local", "local (a fresh process per cell) | inline (this process, for debugging) | slurm (a Slurm job array per frame count, through submitit)"),
+    "executor": ("local", "local (a fresh process per cell) | inline (this process, for debugging) "
+                          "| slurm (a Slurm job array per frame count, through submitit)"),
     "partition": (None, "Slurm partition of the cells' jobs (--executor slurm; default: the cluster's default)"),
     "gpus_per_cell": (None, "GPUs per cell's Slurm job (--executor slurm; default: 1 with --device cuda, else 0)"),
     "max_parallel": (None, "cells running at once on Slurm (--executor slurm; default: a whole frame count's wave)"),
@@ -48,7 +49,8 @@ def add_parser(sub):
     for name, (default, help_text) in OPTIONS.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"{help_text} (default: {'on' if default else 'off'})")
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{help_text} (default: {'on' if default else 'off'})")
         elif name == "accuracy":
             p.add_argument(flag, dest=name, nargs="?", const="on", default=None, metavar="on|all|off", help=help_text)
             p.add_argument("--no-accuracy", dest=name, action="store_const", const="off", help="no proxy accuracy")

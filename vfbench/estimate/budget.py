@@ -1,4 +1,4 @@
-"""The largest frame count whose estimated peak fits a memory budget (issue #4: "how many frames fit?").
+"""The largest frame count whose estimated peak fits a memory budget ("how many frames fit?").
 
 Searched over every multiple of the frame step (the tubelet depth), not only the frames a sweep lists:
 memory is monotone in T, so the answer is the bracket lo < hi = lo + step with peak(lo) <= budget <

@@ -140,7 +140,7 @@ def run_job(job: Job) -> JobResult:
 
                 def traced(t: int) -> float:  # shared by the budgets: a frame count is traced once
                     if t not in peaks:
-                        peaks[t] = fake.trace(t).estimated_peak_mib
+                        peaks[t] = fake.trace(t).estimated_peak_mib  # noqa: B023 (called in this iteration only)
                     return peaks[t]
 
                 fit = largest_fitting(traced, budget.mib, fs, job.max_frames, dict(peaks))

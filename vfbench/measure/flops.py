@@ -32,3 +32,11 @@ def device_peak_flops(device_name: str, dtype: str) -> float | None:
         if key in device_name.upper():
             return rates.get(dtype)
     return None
+
+
+def model_flops_utilization(flops_per_step: float, step_s: float, peak_flops: float | None) -> float | None:
+    """MFU: the share of the device's dense peak rate one step reaches, flops / (seconds x peak).
+    None where the peak rate is unknown (not tabulated) or the step took no measurable time."""
+    if not peak_flops or step_s <= 0:
+        return None
+    return flops_per_step / (step_s * peak_flops)

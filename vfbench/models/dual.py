@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfbench.models.encoder import VideoEncoder
 from vfbench.models.text import TextEncoder
 from vfbench.spec import ModelSpec
 

@@ -18,7 +18,7 @@ from vfbench.report.document import Code, Document, Facts, Note, Section
 from vfbench.report.load import Run, load_run
 from vfbench.report.metrics import ACC_RESULT, accuracy_keys, budget_peak_key, metric_named, metrics_in
 from vfbench.report.plotting import save
-from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, summary_frame
+from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, write_summary_csv
 from vfbench.report.terminal import contention_note, launch_bound_note
 
 PLOTS = "plots"
@@ -39,7 +39,7 @@ def _write(run: Run, out: Path) -> Path:
     plot_dir = out / PLOTS
     for old in list(plot_dir.glob("*.png")) + list(plot_dir.glob("*.svg")):
         old.unlink()  # plots/ is the report's own folder: drop figures this run no longer has
-    summary_frame(run).to_csv(out / "summary.csv", index=False)
+    write_summary_csv(run, out / "summary.csv")
     doc = build_document(run, plot_dir, out)
     (out / "report.md").write_text(markdown.render(doc), encoding="utf-8")
     page = out / "report.html"

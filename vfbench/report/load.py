@@ -2,7 +2,7 @@
 
 Reports and `compare` never read a store directly: they call `load_run(path)`, which asks each loader in
 `LOADERS` in turn. A loader returns a `Run` when the path is its format and None otherwise, so another
-format (a pytest-benchmark JSON file, issue #6) is one more function appended to `LOADERS`.
+format (a pytest-benchmark JSON file) is one more function appended to `LOADERS`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _store_run(p: Path) -> Optional[Run]:
 
 
 def _pytest_benchmark_run(p: Path) -> Optional[Run]:
-    """A pytest-benchmark JSON file written by `pytest --benchmark --benchmark-json FILE` (issue #6).
+    """A pytest-benchmark JSON file written by `pytest --benchmark --benchmark-json FILE`.
 
     Each benchmark's extra_info holds the cell and its memory (benchmarks/test_bench_methods.py); time
     comes from pytest-benchmark's own statistics (median, and stddev/mean as the spread). Its report goes

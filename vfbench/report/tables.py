@@ -7,9 +7,9 @@ it, else the first method of the run.
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Optional
-
-import pandas as pd
 
 from vfbench.report.document import Cell, Table, status_tone
 from vfbench.report.load import Run
@@ -98,15 +98,16 @@ def status_table(run: Run) -> Optional[Table]:
 
 def _one_line(text: str, limit: int = 240) -> str:
     """A reason as one line: tracebacks are long, their last line says what happened."""
-    lines = [l.strip() for l in (text or "").strip().splitlines() if l.strip()]
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "(no reason recorded)"
     line = lines[-1] if len(lines) > 1 and lines[-1] else lines[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def summary_frame(run: Run) -> pd.DataFrame:
-    """One row per cell: the record's flat JSON, plus `<metric>_rel` ratios to the baseline."""
+def write_summary_csv(run: Run, path: Path) -> None:
+    """One row per cell: the record's flat JSON, plus `<metric>_rel` ratios to the baseline. Columns in order
+    of first appearance after LEAD_COLUMNS; a field a record lacks is an empty field."""
     baseline = baseline_method(run)
     metrics = metrics_in(run.records)
     rows = []
@@ -121,12 +122,9 @@ def summary_frame(run: Run) -> pd.DataFrame:
                 x = ratio(run, metric, m, t, baseline)
                 row[f"{metric.key}_rel"] = None if x is None else round(x, 4)
             rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in df.columns:  # counts stay integers in the CSV even where a failed cell leaves a gap
-        present = [v for r in rows if (v := r.get(col)) is not None]
-        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            df[col] = df[col].astype("Int64")
-    if df.empty:
-        return pd.DataFrame(columns=list(LEAD_COLUMNS))
-    lead = [c for c in LEAD_COLUMNS if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]]
+    seen = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [c for c in LEAD_COLUMNS if c in seen or not rows] + [c for c in seen if c not in LEAD_COLUMNS]
+    with open(path, "w", newline="") as fh:
+        out = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        out.writeheader()
+        out.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)

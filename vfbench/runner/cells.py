@@ -13,7 +13,7 @@ import torch
 
 from vfbench.estimate.peak import estimate_before_run
 from vfbench.estimate.result import CellEstimate
-from vfbench.measure.flops import counted_flops, device_peak_flops
+from vfbench.measure.flops import counted_flops, device_peak_flops, model_flops_utilization
 from vfbench.measure.gpu_busy import busy_keys
 from vfbench.measure.memory import cuda_peak, peak_rss_mib, track_step_memory
 from vfbench.measure.timing import first_step_s, time_steps
@@ -68,7 +68,7 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
         reasons = cell_problems(cell, comp, spec)
         if reasons:
             return Record.for_cell(cell, "skipped", "; ".join(reasons))
-        # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit (issue #4).
+        # Estimate first (FakeTensorMode, nothing allocated); skip a cell predicted not to fit.
         pre = estimate_before_run(cell, cell.skip_predicted_oom) if cell.estimate else None
         if pre is not None and pre.skip_reason:
             return Record.for_cell(cell, "skipped", pre.skip_reason, **pre.estimate.to_dict())
@@ -86,7 +86,7 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
 
 
 def _accuracy(cell: CellSpec) -> AccuracyOutcome:
-    """Proxy accuracy next to memory and time (issue #9). Its failure is recorded, never fatal to the
+    """Proxy accuracy next to memory and time. Its failure is recorded, never fatal to the
     measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise."""
     from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy
 
@@ -157,7 +157,8 @@ def _measure(cell: CellSpec, comp, started: float, estimate: CellEstimate | None
     mfu = None
     if on_cuda:
         peak = device_peak_flops(torch.cuda.get_device_name(device), setup.spec.precision or cell.dtype)
-        mfu = round(flops_analytic / seconds / peak, 4) if peak else None
+        util = model_flops_utilization(flops_analytic, seconds, peak)
+        mfu = None if util is None else round(util, 4)
     return Record.for_cell(
         cell, "ok",
         **metrics,

@@ -1,4 +1,4 @@
-"""What Slurm's accounting (sacct) says about the tasks of job arrays, for the Slurm executor (issue #8)."""
+"""What Slurm's accounting (sacct) says about the tasks of job arrays, for the Slurm executor."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Slurm executor: each wave of cells becomes one Slurm job array, submitted through submitit (issue #8).
+"""The Slurm executor: each wave of cells becomes one Slurm job array, submitted through submitit.
 
 Every cell is its own array task, so its own fresh process on a node, running the same cell function as
 the local executor (`run_cell`, through `run_cell_job` below). The submitit folder is `<run>/slurm/`:
@@ -254,7 +254,7 @@ class SlurmExecutor:
                             seen[jid] = (st.state, now)
                     else:
                         seen.pop(jid, None)
-            for jid, (state, since) in list(seen.items()):
+            for jid, (_state, since) in list(seen.items()):
                 if jid in waiting and now - since >= states[jid].settle_s and not waiting[jid][0].paths.result_pickle.exists():
                     job, cell = waiting.pop(jid)
                     del seen[jid]
@@ -286,7 +286,8 @@ class SlurmExecutor:
         """A task that ended without a result: Slurm's state decides the status."""
         what = f"Slurm job {job.job_id} ended {st.describe()}"
         if st.state == "TIMEOUT":
-            status, reason = "timeout", f"{what}: the time limit of {time_limit_min(self.timeout_s)} min (--timeout {self.timeout_s:g} s) was reached; killed"
+            limit = f"{time_limit_min(self.timeout_s)} min (--timeout {self.timeout_s:g} s)"
+            status, reason = "timeout", f"{what}: the time limit of {limit} was reached; killed"
         elif st.state == "OUT_OF_MEMORY":
             status, reason = "oom", f"out of memory: {what}"
         else:

@@ -67,7 +67,8 @@ def train_image_model(spec: ModelSpec, task: TaskConfig, steps: int, batch: int,
 
 def load_or_train_stage1(spec: ModelSpec, task: TaskConfig, steps: int, batch: int, lr: float, seed: int,
                          cache_dir: Path) -> tuple[dict, Stage1]:
-    """The stage-1 state dict from the cache, or trained and cached, and where it came from (Stage1). Written atomically, so concurrent cells never read half a file."""
+    """The stage-1 state dict from the cache, or trained and cached, and where it came from (Stage1).
+    Written atomically, so concurrent cells never read half a file."""
     key = stage1_key(spec, task, steps, batch, lr, seed)
     path = Path(cache_dir) / f"stage1-{key}.pt"
     if path.exists():
