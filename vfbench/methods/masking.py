@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 
 from vfbench.errors import UserError
+from vfbench.models.tower import TokenLayout
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 
@@ -61,20 +63,38 @@ def tube_masking(x: torch.Tensor, grid: tuple, ratio: float, generator: torch.Ge
     return kept.reshape(B, -1, D), ids
 
 
-def random_hook(ratio: float, per_slice: bool):
-    def hook(x: torch.Tensor, grid: tuple | None):
-        if per_slice:
-            return slice_masking(x, grid, ratio)[0], (grid[0], keep_count(grid[1], ratio))
-        return random_masking(x, ratio)[0], None  # an unstructured set: no grid any more
+@dataclass(frozen=True)
+class RandomMaskHook:
+    """The encoder's token hook for `mask`: unstructured per clip, or an equal count per slice when the
+    encoder needs its (T', N) grid (`per_slice`)."""
 
-    return hook
+    ratio: float
+    per_slice: bool
+
+    def __call__(self, x: torch.Tensor, grid: tuple | None, generator: torch.Generator | None = None):
+        if self.per_slice:
+            return slice_masking(x, grid, self.ratio, generator)[0], (grid[0], keep_count(grid[1], self.ratio))
+        return random_masking(x, self.ratio, generator)[0], None  # an unstructured set: no grid any more
+
+    def layout(self, layout: TokenLayout) -> TokenLayout:
+        if self.per_slice:
+            t, n = layout.grid
+            return TokenLayout(t * keep_count(n, self.ratio), (t, keep_count(n, self.ratio)))
+        return TokenLayout(keep_count(layout.tokens, self.ratio), None)
 
 
-def tube_hook(ratio: float):
-    def hook(x: torch.Tensor, grid: tuple | None):
-        return tube_masking(x, grid, ratio)[0], (grid[0], keep_count(grid[1], ratio))
+@dataclass(frozen=True)
+class TubeMaskHook:
+    """The encoder's token hook for `tube_mask`: the grid survives as (T', floor(N(1-r)))."""
 
-    return hook
+    ratio: float
+
+    def __call__(self, x: torch.Tensor, grid: tuple | None, generator: torch.Generator | None = None):
+        return tube_masking(x, grid, self.ratio, generator)[0], (grid[0], keep_count(grid[1], self.ratio))
+
+    def layout(self, layout: TokenLayout) -> TokenLayout:
+        t, n = layout.grid
+        return TokenLayout(t * keep_count(n, self.ratio), (t, keep_count(n, self.ratio)))
 
 
 class _Masking(Method):
@@ -105,7 +125,7 @@ class RandomMask(_Masking):
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
-            model.video.token_hooks.append(random_hook(self.p["ratio"], getattr(model.video, "needs_grid", False)))
+            model.video.add_token_hook(RandomMaskHook(self.p["ratio"], model.video.needs_grid))
 
 
 @register_method
@@ -121,7 +141,7 @@ class TubeMask(_Masking):
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
-            model.video.token_hooks.append(tube_hook(self.p["ratio"]))
+            model.video.add_token_hook(TubeMaskHook(self.p["ratio"]))
 
     def not_supported_reasons(self, cell: CellSpec, spec: ModelSpec) -> list[str]:
         if spec.patching != "tubelet":

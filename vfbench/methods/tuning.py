@@ -7,7 +7,7 @@ and the temperature always train (the contrastive objective needs them; PAPER.md
 from __future__ import annotations
 
 from vfbench.errors import UserError
-from vfbench.models.peft import add_adapters, add_lora, freeze, freeze_video_backbone, unfreeze
+from vfbench.models.peft import add_adapters, add_lora, freeze_video_backbone
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 
@@ -97,10 +97,8 @@ class TemporalOnly(Method):
     def apply(self, model) -> None:
         video = model.video
         freeze_video_backbone(video)
-        for blk in video.blocks:
-            if hasattr(blk, "attn_t"):
-                unfreeze([blk.attn_t, blk.norm_t])
-                blk.alpha.requires_grad_(True)
+        for p in video.temporal_parameters():
+            p.requires_grad_(True)
 
 
 @register_method
@@ -127,8 +125,4 @@ class LastK(Method):
 
     def apply(self, model) -> None:
         video = model.video
-        prefix = max(len(video.blocks) - self.p["k"], 0)
-        freeze([video.patch, *video.blocks[:prefix]])
-        if prefix > getattr(video, "spatial_layers", prefix):  # factorised encoder: its slice pool is frozen too
-            freeze([video.spatial_norm])
-        video.no_grad_prefix = prefix
+        video.freeze_prefix(max(len(video.blocks) - self.p["k"], 0))

@@ -21,6 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vfbench.models.registry import register_patch
+from vfbench.models.tower import TokenLayout
+from vfbench.spec import ModelSpec
+
 Tube = tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]
 
 # TubeViT §4.1 / daniel-code/TubeViT MODEL.md: kernel T×H×W / stride / offset. For 32×224×224 the formula
@@ -75,8 +79,23 @@ def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([out.sin(), out.cos()], dim=1)
 
 
+@register_patch("tubevit")
 class TubeViTEmbed(nn.Module):
     """(B, C, T, H, W) -> tokens (B, S, D) with fixed 3D sin-cos positions, and grid None."""
+
+    fp32_positions = False  # the sin-cos positions are cast to the conv output's dtype
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "TubeViTEmbed":
+        return cls(spec.channels, spec.width, spec.image_size, spec.patch_size, spec.option("tubes", "tubevit"))
+
+    @classmethod
+    def frame_step(cls, spec: ModelSpec) -> int:
+        return 1  # kernels longer than the clip are cropped: any frame count runs
+
+    @property
+    def clip_reads(self) -> int:
+        return len(self.convs)
 
     def __init__(self, channels: int, dim: int, image_size: int, patch_size: int, tubes: str = "tubevit"):
         super().__init__()
@@ -94,6 +113,9 @@ class TubeViTEmbed(nn.Module):
 
     def slices(self, frames: int) -> int:
         return 0  # tubes overlap in time: no (T', N) grid
+
+    def layout(self, frames: int) -> TokenLayout:
+        return TokenLayout(self.num_tokens(frames), None)
 
     def tube_shapes(self, frames: int) -> list[tuple[int, int, int]]:
         """Per tube, the (T, H, W) count of windows; their products sum to num_tokens."""

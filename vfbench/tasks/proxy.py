@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from vfbench.models.tower import frames_problems
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
@@ -119,9 +120,7 @@ def proxy_problems(cell: CellSpec, budget: ProxyBudget) -> list[str]:
     """Why the cell cannot train on the proxy (empty when it can)."""
     comp = compose(cell.method)
     spec = comp.configure(proxy_spec(budget))
-    reasons = []
-    if spec.attention != "frame" and spec.patching == "tubelet" and cell.frames % spec.tubelet:
-        reasons.append(f"{cell.frames} frames is not a multiple of the tubelet depth {spec.tubelet}")
+    reasons = frames_problems(spec, cell.frames)
     if cell.frames < budget.task.min_frames():
         reasons.append(f"{cell.frames} frames cannot hold {budget.task.events} events of {budget.task.event_frames} frames")
     if (spec.precision or cell.dtype) not in AUTOCAST:
