@@ -25,6 +25,14 @@ def keep_count(total: int, ratio: float) -> int:
     return max(1, math.floor(total * (1.0 - ratio) + 1e-9))
 
 
+def uniform(generator: torch.Generator | None, x: torch.Tensor, *shape: int) -> torch.Tensor:
+    """Uniform noise of `shape` on x's device, drawn from `generator` (on its own device, so a CPU
+    generator seeds a CUDA run the same way) or, when None, from the global stream."""
+    if generator is None:
+        return torch.rand(*shape, device=x.device)
+    return torch.rand(*shape, generator=generator, device=generator.device).to(x.device)
+
+
 def random_masking(x: torch.Tensor, ratio: float, generator: torch.Generator | None = None):
     """Per-sample unstructured masking (facebookresearch/flip models_flip.py `random_mask`, MAE).
 
@@ -32,7 +40,7 @@ def random_masking(x: torch.Tensor, ratio: float, generator: torch.Generator | N
     [B, S], argsort, keep the first S_keep indices.
     """
     B, S, D = x.shape
-    noise = torch.rand(B, S, generator=generator, device=x.device)  # (B, S)
+    noise = uniform(generator, x, B, S)  # (B, S)
     ids = noise.argsort(dim=1)[:, : keep_count(S, ratio)]  # (B, S_keep)
     return x.gather(1, ids[..., None].expand(-1, -1, D)), ids
 
@@ -45,7 +53,7 @@ def slice_masking(x: torch.Tensor, grid: tuple, ratio: float, generator: torch.G
     """
     B, _, D = x.shape
     T, N = grid
-    noise = torch.rand(B, T, N, generator=generator, device=x.device)  # (B, T', N)
+    noise = uniform(generator, x, B, T, N)  # (B, T', N)
     ids = noise.argsort(dim=2)[..., : keep_count(N, ratio)].sort(dim=2).values  # (B, T', N_keep)
     kept = x.reshape(B, T, N, D).gather(2, ids[..., None].expand(-1, -1, -1, D))  # (B, T', N_keep, D)
     return kept.reshape(B, -1, D), ids
@@ -56,7 +64,7 @@ def tube_masking(x: torch.Tensor, grid: tuple, ratio: float, generator: torch.Ge
     `TubeMaskingGenerator`). x (B, T'·N, D) -> kept (B, T'·N_keep, D), ids (B, N_keep); grid becomes (T', N_keep)."""
     B, _, D = x.shape
     T, N = grid
-    noise = torch.rand(B, N, generator=generator, device=x.device)  # (B, N)
+    noise = uniform(generator, x, B, N)  # (B, N)
     ids = noise.argsort(dim=1)[:, : keep_count(N, ratio)].sort(dim=1).values  # (B, N_keep)
     index = ids[:, None, :, None].expand(-1, T, -1, D)  # (B, T', N_keep, D)
     kept = x.reshape(B, T, N, D).gather(2, index)

@@ -148,7 +148,6 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
         loss, cached = load_or_train_short(model, short, budget, cache, device)
         short_cached = cached
     if short is not None and short.frames < cell.frames:  # short->long (PAPER.md §1 Stage 1b)
-        torch.manual_seed(seeded(cell.seed, 2, cell.frames).initial_seed())  # masks: the same whether cached or not
         loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
         init, steps, warmup = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup
         short_frames, short_steps = short.frames, budget.steps
@@ -172,7 +171,7 @@ def autocast_dtype(cell: CellSpec, budget: ProxyBudget):
 
 def start_model(cell: CellSpec, budget: ProxyBudget, cache: Path):
     """The cell's proxy model initialised from stage 1 (trained and cached on first use), methods applied;
-    seeds the global stream (fresh parameters, masks) from the cell's seed."""
+    seeds the global stream (fresh parameters) from the cell's seed."""
     comp = compose(cell.method)
     base = proxy_spec(budget)
     state, stage1 = load_or_train_stage1(
@@ -216,8 +215,11 @@ def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path
 
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int,
           warmup: int) -> float:
-    """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps."""
+    """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps. The
+    masks (the encoder's token hooks) draw from their own generator, seeded from (seed, frames), so a
+    long cell masks the same whether its short stage came from the cache or was trained just now."""
     bank = sprite_bank(budget.task)
+    model.video.token_generator = seeded(seed, 2, frames)
     batch_at = lambda step: clip_batch(budget.task, frames, budget.batch, budget.hard_fraction,  # noqa: E731
                                        budget.hard_group, seeded(seed, 1, frames, step), bank)
     return fit(model, batch_at, steps, budget.lr, budget.weight_decay, warmup, budget.schedule, budget.grad_clip,
