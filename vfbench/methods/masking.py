@@ -1,13 +1,12 @@
 """The tokens axis: drop input tokens after the patch and position embeddings, at train time only.
 
-No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (PAPER.md §2d, FLIP).
+No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (arXiv:2312.07395 §3.2, FLIP).
 The functions are pure, x, ratio, generator -> kept, ids (MAE's `random_masking`); the methods install
 them as the encoder's token hooks, which run only in training (eval sees every token, as in FLIP).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -108,28 +107,23 @@ class TubeMaskHook:
 class _Masking(Method):
     axis = "tokens"
     params = {"ratio": 0.5}
-    kind = ""
 
     def check(self) -> None:
         r = self.p["ratio"]
         if not 0.0 <= r < 1.0:
             raise UserError(f"{self.name}: ratio={r} is outside [0, 1); the ratio is the dropped share, e.g. {self.name}(ratio=0.75)")
 
-    def configure(self, spec: ModelSpec) -> ModelSpec:
-        return dataclasses.replace(spec, mask_kind=self.kind, mask_ratio=self.p["ratio"])
-
 
 @register_method
 class RandomMask(_Masking):
-    """Random per-sample token masking at train time (PAPER.md §2d; FLIP, Li et al. 2023,
+    """Random per-sample token masking at train time (arXiv:2312.07395 §3.2; FLIP, Li et al. 2023,
     facebookresearch/flip `random_mask`; MAE `random_masking`). Keeps floor(S(1−r)) tokens per clip.
     Encoders that need a (T', N) grid (factorised, frame-level) get the per-slice form instead:
     floor(N(1−r)) tokens in every slice (`slice_masking`)."""
 
     name = "mask"
     summary = "drop a random share of tokens per clip at train time (FLIP)"
-    reference = "PAPER.md §2d; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
-    kind = "random"
+    reference = "arXiv:2312.07395 §3.2; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
@@ -139,13 +133,12 @@ class RandomMask(_Masking):
 @register_method
 class TubeMask(_Masking):
     """Tube masking: one random spatial mask per clip repeated over every time slice (VideoMAE, Tong et
-    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (PAPER.md §2d, alternative
+    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (arXiv:2312.07395 §3.2, alternative
     for ablation). Keeps the grid (T', floor(N(1−r))), so factorised encoders run it exactly."""
 
     name = "tube_mask"
     summary = "drop the same random spatial positions in every time slice (VideoMAE tube masking)"
-    reference = "PAPER.md §2d; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
-    kind = "tube"
+    reference = "arXiv:2312.07395 §3.2; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
