@@ -1,4 +1,4 @@
-"""Analytic peak memory of a train step (PAPER.md §4), recorded next to the traced estimate.
+"""Analytic peak memory of a train step (vfbench's analytic model, after Korthikanti et al. 2022), recorded next to the traced estimate.
 
     M_peak ≈ M_static + max(L_train·M_layer + M_embed + M_head + W_top,  G)
 
@@ -10,7 +10,7 @@
   math kernel h·S scores per token (2 or 4 B; 6 B on CUDA bf16: fp32 softmax + bf16 copy).
   PEFT: a frozen linear keeps no input (autograd saves mat1 only for a weight gradient), but LN and
   GELU inputs stay, and the bf16 copy of each weight on the gradient path is kept (2 B/param).
-  Method scaling (PAPER.md §4 table): masking shrinks S, coarse patches shrink S, frame-level and
+  Method scaling (vfbench's analytic model, after Korthikanti et al. 2022): masking shrinks S, coarse patches shrink S, frame-level and
   factorised attention shorten the attention sequence (N, T'), FST adds a temporal sub-block
   (6c + r B·D per token), checkpointing keeps only each block's input plus one layer's working set,
   last_k keeps k layers (the no-grad prefix stores nothing).

@@ -111,7 +111,7 @@ class Block(nn.Module):
         return block_saved_bytes(self, seqs, b)
 
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """Per sequence, forward: linears 2·S·(4D² + 2DM) plus attention 4·S²·D (PAPER.md §4)."""
+        """Per sequence, forward: linears 2·S·(4D² + 2DM) plus attention 4·S²·D (vfbench's analytic model, after Korthikanti et al. 2022)."""
         d, m = self.norm1.normalized_shape[0], self.mlp.fc1.out_features
         return 2 * tokens * (4 * d * d + 2 * d * m) + 4 * tokens * tokens * d + extra_flops(self, tokens)
 

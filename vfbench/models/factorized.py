@@ -22,13 +22,13 @@ DEFAULT_TEMPORAL_LAYERS = 4  # ViViT model 2 with ViT-B: 12 spatial + 4 temporal
 
 
 class FactorizedSelfAttentionBlock(Block):
-    """ViViT model 3 as the paper runs it (PAPER.md §2b), order space -> time:
+    """ViViT model 3 as the paper runs it (arXiv:2312.07395 §3.1), order space -> time:
 
         x <- x + MSA_s(LN(x))                    over the N tokens of each slice   # (B, T', N, D)
         x <- x + tanh(alpha) · MSA_t(LN_t(x))    over the T' slices at each position # (B, N, T', D)
         x <- x + MLP(LN(x))
 
-    alpha is one scalar per layer initialised to 0 (PAPER.md [R]), so at init the block is the image
+    alpha is one scalar per layer initialised to 0 (an assumption: the paper does not say), so at init the block is the image
     block applied per slice. MSA_t and LN_t start as copies of MSA_s and LN (the paper found copying
     beats ViViT's zero init). Extra parameters: 4D² + 4D (qkv, proj) + 2D (LN_t) + 1 per layer.
     """
@@ -84,7 +84,7 @@ class FactorizedSelfAttentionBlock(Block):
         return [*self.attn_t.parameters(), *self.norm_t.parameters(), self.alpha]
 
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """24·S·D² + 8·S·D² for the extra qkv/proj, plus attention 4·S·D·(N + T') (PAPER.md §4)."""
+        """24·S·D² + 8·S·D² for the extra qkv/proj, plus attention 4·S·D·(N + T') (vfbench's analytic model, after Korthikanti et al. 2022)."""
         d, m = self.norm1.normalized_shape[0], self.mlp.fc1.out_features
         t, n = grid if grid is not None else (1, tokens)
         linear = 2 * tokens * (8 * d * d + 2 * d * m)
@@ -107,7 +107,7 @@ class FactorizedSelfAttentionEncoder(VideoEncoder):
 
 @register_encoder("factorized_encoder")
 class FactorizedEncoder(VideoEncoder):
-    """ViViT model 2 (scenic `SpaceTimeViViT`, PAPER.md §2b): the L-layer spatial ViT runs on each slice
+    """ViViT model 2 (scenic `SpaceTimeViViT`, arXiv:2312.07395 §3.1): the L-layer spatial ViT runs on each slice
     (`SliceBlock`s), its normed output is mean-pooled per slice (gap, no CLS, as the rest of vfbench), and
     `temporal_layers` joint blocks run over the T' slice tokens.
 
@@ -156,7 +156,7 @@ class FactorizedEncoder(VideoEncoder):
 
 
 def fst_extra_params(dim: int, depth: int) -> int:
-    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (PAPER.md §2b: ~28M ViT-B, ~101M ViT-L)."""
+    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (arXiv:2312.07395 §3.1: ~28M ViT-B, ~101M ViT-L)."""
     return depth * (4 * dim * dim + 6 * dim + 1)
 
 

@@ -1,6 +1,6 @@
 """Frame-level encoders: an image ViT run on each frame, then temporal average or attention pooling.
 
-The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (PAPER.md §2b:
+The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (arXiv:2312.07395 §3.1:
 the L_t = 0 case of ViViT's factorised encoder). Each frame is embedded with 2D patches (tubelet 1) and
 no temporal position table, so the per-frame encoder is exactly an image ViT; attention never crosses
 frames. `SliceBlock` (a block applied to each time slice separately) is shared with the factorised
@@ -39,7 +39,7 @@ class SliceBlock(Block):
         return LayerShape(layout.tokens, (layout.grid[1] if layout.grid else layout.tokens,))
 
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (PAPER.md §4)."""
+        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (vfbench's analytic model, after Korthikanti et al. 2022)."""
         if grid is None:
             return super().forward_flops(tokens)
         return grid[0] * super().forward_flops(grid[1])

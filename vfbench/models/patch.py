@@ -1,11 +1,11 @@
 """Tubelet patch embedding with separable learned position tables.
 
 A 3D convolution with kernel = stride = (t, p, p) turns a clip (B, C, T, H, W) into T' = T/t slices of
-N = (H/p)(W/p) tokens (PAPER.md §1, default 2 x 16 x 16). Position embeddings are a learned spatial
+N = (H/p)(W/p) tokens (arXiv:2312.07395 §3, default 2 x 16 x 16). Position embeddings are a learned spatial
 table (N, D) plus a learned temporal table (L_t, D), linearly interpolated when T' differs from L_t,
 so one model runs at any frame count (as ViViT/TimeSformer extend 16-frame models to longer clips).
 With `temporal_pos=False` there is no temporal table: the per-frame 2D path of frame-level encoders,
-which see each frame as an image (PAPER.md §2b).
+which see each frame as an image (arXiv:2312.07395 §3.1).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TubeletEmbed(nn.Module):
         self.proj = nn.Conv3d(channels, dim, kernel_size=(tubelet, patch, patch), stride=(tubelet, patch, patch))
         n = (image_size // patch) ** 2
         # std 0.1 for the video position tables: small enough not to drown the patch signal, large enough
-        # that temporal order is learnable early (issue 9's measured prototype).
+        # that temporal order is learnable early (the proxy's measured prototype).
         self.pos_space = nn.Parameter(torch.randn(n, dim) * 0.1)
         self.pos_time = nn.Parameter(torch.randn(temporal_pos_len, dim) * 0.1) if temporal_pos else None
 
