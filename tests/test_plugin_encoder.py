@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from vfbench.errors import UserError
+from vfbench.estimate.peak import estimate_cell
+from vfbench.estimate.sweep import frame_step
 from vfbench.measure.analytic import analytic_peak
-from vfbench.measure.estimate import estimate_cell
-from vfbench.measure.estimate_sweep import frame_step
 from vfbench.models.blocks import Block
 from vfbench.models.encoder import VideoEncoder
 from vfbench.models.patch import TubeletEmbed
