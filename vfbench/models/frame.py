@@ -39,7 +39,8 @@ class SliceBlock(Block):
         return LayerShape(layout.tokens, (layout.grid[1] if layout.grid else layout.tokens,))
 
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (vfbench's analytic model, after Korthikanti et al. 2022)."""
+        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (vfbench's
+        analytic model, after Korthikanti et al. 2022)."""
         if grid is None:
             return super().forward_flops(tokens)
         return grid[0] * super().forward_flops(grid[1])
