@@ -78,8 +78,9 @@ def test_encoder_masks_in_training_only(method, grid_kept):
     setup = build_setup(CellSpec("tiny", method, 8, 2))
     video = setup.model.video
     total = video.patch.num_tokens(8)
-    ratio = setup.spec.mask_ratio
+    ratio = setup.composition.by_axis("tokens").p["ratio"]
     train_step(setup)
+    assert video.last_layout == video.train_layout(8)  # the hooks' declared layout is what the forward kept
     if grid_kept is None:
         assert video.last_tokens == math.floor((1 - ratio) * total) and video.last_grid is None
     else:

@@ -142,4 +142,4 @@ def test_recipes_compose_as_the_paper_says():
     assert [m.label for m in compose("effshortvivit").methods] == ["joint", "full", "mask(ratio=0.75)"]
     assert compose("imagevit").by_axis("attention").name == "frame_avg"
     assert compose("fst_temporal").by_axis("tuning").name == "temporal_only"
-    assert math.isclose(compose("longvivit").configure(configured_spec(_cell("joint"))[1]).mask_ratio, 0.75)
+    assert math.isclose(compose("longvivit").by_axis("tokens").p["ratio"], 0.75)

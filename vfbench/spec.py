@@ -84,14 +84,12 @@ class ModelSpec(_Frozen):
     text_len: int = 32
     embed_dim: int = 512  # shared contrastive embedding size
     # -- knobs that methods set (the baseline values reproduce ShortViViT: joint attention, full tuning) --
-    attention: str = "joint"
+    attention: str = "joint"  # a video encoder registered in vfbench.models.registry.ENCODERS
     attn_kernel: str = "sdpa"  # sdpa | math | xformers
     checkpoint: bool = False
     precision: str = ""  # "" = the cell's dtype; "bf16" when the bf16 method is on
-    mask_kind: str = "none"  # none | random | tube
-    mask_ratio: float = 0.0
-    patching: str = "tubelet"  # tubelet | tubevit
-    options: tuple = ()  # (key, value) pairs for method-specific build options
+    patching: str = "tubelet"  # a patch embedding registered in vfbench.models.registry.PATCHES
+    options: tuple = ()  # (key, value) pairs the registered encoder / patch embedding reads (spec.option)
 
     @property
     def head_dim(self) -> int:

@@ -17,6 +17,7 @@ from vfbench.errors import UserError
 from vfbench.models import DualEncoder, build_model, get_preset
 from vfbench.models.dual import COMPILED_CALL
 from vfbench.models.step_flops import step_flops
+from vfbench.models.tower import frames_problems
 from vfbench.registry import Composition, compose
 from vfbench.spec import CellSpec, ModelSpec
 
@@ -66,8 +67,7 @@ def cell_problems(cell: CellSpec, comp: Composition, spec: ModelSpec) -> list[st
     reasons = []
     if cell.dtype not in AUTOCAST:
         reasons.append(f"dtype {cell.dtype!r} is not supported; accepted: {', '.join(AUTOCAST)}")
-    if spec.attention != "frame" and cell.frames % spec.tubelet:
-        reasons.append(f"{cell.frames} frames is not a multiple of the tubelet depth {spec.tubelet}")
+    reasons += frames_problems(spec, cell.frames)
     if cell.device == "cpu" and (spec.precision or cell.dtype) == "fp16":
         reasons.append("fp16 autocast is CUDA-only")
     return reasons + comp.not_supported_reasons(cell, spec)
@@ -141,6 +141,6 @@ def analytic_step_flops(s: Setup) -> int:
     """FLOPs of one step by formula (arXiv:2312.07395 §4, refined per matmul in models/step_flops.py): forward,
     the input- and weight-gradient matmuls autograd actually runs, checkpointing's recomputed forward."""
     video = s.model.video
-    tokens = video.last_tokens or video.patch.num_tokens(s.cell.frames)
-    grid = video.flops_grid(s.cell.frames, tokens)
-    return step_flops(s.model, s.cell.frames, s.cell.batch, s.spec.text_len, tokens, grid).total
+    layout = video.last_layout or video.patch.layout(s.cell.frames)
+    grid = video.flops_grid(s.cell.frames, layout.tokens)
+    return step_flops(s.model, s.cell.frames, s.cell.batch, s.spec.text_len, layout.tokens, grid).total

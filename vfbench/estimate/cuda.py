@@ -1,4 +1,4 @@
-"""What a fake CPU trace must add to model the CUDA step the user will run (issue #4).
+"""What a fake CPU trace must add to model the CUDA step the user will run .
 
 A CPU build of PyTorch cannot fake CUDA: on torch 2.13 `nn.Linear(..., device="cuda")` under
 FakeTensorMode raises "PyTorch is not linked with support for cuda devices", and SDPA on a fake CUDA

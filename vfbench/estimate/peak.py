@@ -28,7 +28,7 @@ from vfbench.measure.analytic import analytic_peak
 from vfbench.measure.memory import MIB, MemoryBreakdown, track_peak
 from vfbench.methods.runtime import ON_THIS_MACHINE
 from vfbench.models import build_model, count_params
-from vfbench.models.blocks import STORES_SCORES
+from vfbench.models.saved_bytes import STORES_SCORES
 from vfbench.spec import CellSpec
 from vfbench.step import Setup, analytic_step_flops, cell_problems, configured_spec, make_optimizer, synthetic_batch, train_step
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from vfbench.estimate.budget import Fit, largest_fitting
 from vfbench.estimate.peak import Estimate, FakeStep, estimate_problems
+from vfbench.models.tower import frame_step as tower_frame_step
 from vfbench.registry import Method
 from vfbench.record import Record
 from vfbench.spec import CellSpec
@@ -89,9 +90,8 @@ def trace_key(cell: CellSpec) -> tuple:
 
 
 def frame_step(cell: CellSpec) -> int:
-    """Frame counts must be multiples of the tubelet depth, except for frame-level encoders (2D patches)."""
-    _, spec = configured_spec(cell)
-    return 1 if spec.attention == "frame" else spec.tubelet
+    """Frame counts must be multiples of this (the configured encoder says: models/tower.py)."""
+    return tower_frame_step(configured_spec(cell)[1])
 
 
 def plan(cells: list[CellSpec], budgets: tuple, max_frames: int) -> list[Job]:

@@ -1,18 +1,19 @@
 """The tokens axis: drop input tokens after the patch and position embeddings, at train time only.
 
-No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (PAPER.md §2d, FLIP).
+No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (arXiv:2312.07395 §3.2, FLIP).
 The functions are pure, x, ratio, generator -> kept, ids (MAE's `random_masking`); the methods install
 them as the encoder's token hooks, which run only in training (eval sees every token, as in FLIP).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 
 from vfbench.errors import UserError
+from vfbench.models.tower import TokenLayout
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 
@@ -23,6 +24,14 @@ def keep_count(total: int, ratio: float) -> int:
     return max(1, math.floor(total * (1.0 - ratio) + 1e-9))
 
 
+def uniform(generator: torch.Generator | None, x: torch.Tensor, *shape: int) -> torch.Tensor:
+    """Uniform noise of `shape` on x's device, drawn from `generator` (on its own device, so a CPU
+    generator seeds a CUDA run the same way) or, when None, from the global stream."""
+    if generator is None:
+        return torch.rand(*shape, device=x.device)
+    return torch.rand(*shape, generator=generator, device=generator.device).to(x.device)
+
+
 def random_masking(x: torch.Tensor, ratio: float, generator: torch.Generator | None = None):
     """Per-sample unstructured masking (facebookresearch/flip models_flip.py `random_mask`, MAE).
 
@@ -30,7 +39,7 @@ def random_masking(x: torch.Tensor, ratio: float, generator: torch.Generator | N
     [B, S], argsort, keep the first S_keep indices.
     """
     B, S, D = x.shape
-    noise = torch.rand(B, S, generator=generator, device=x.device)  # (B, S)
+    noise = uniform(generator, x, B, S)  # (B, S)
     ids = noise.argsort(dim=1)[:, : keep_count(S, ratio)]  # (B, S_keep)
     return x.gather(1, ids[..., None].expand(-1, -1, D)), ids
 
@@ -43,7 +52,7 @@ def slice_masking(x: torch.Tensor, grid: tuple, ratio: float, generator: torch.G
     """
     B, _, D = x.shape
     T, N = grid
-    noise = torch.rand(B, T, N, generator=generator, device=x.device)  # (B, T', N)
+    noise = uniform(generator, x, B, T, N)  # (B, T', N)
     ids = noise.argsort(dim=2)[..., : keep_count(N, ratio)].sort(dim=2).values  # (B, T', N_keep)
     kept = x.reshape(B, T, N, D).gather(2, ids[..., None].expand(-1, -1, -1, D))  # (B, T', N_keep, D)
     return kept.reshape(B, -1, D), ids
@@ -54,74 +63,86 @@ def tube_masking(x: torch.Tensor, grid: tuple, ratio: float, generator: torch.Ge
     `TubeMaskingGenerator`). x (B, T'·N, D) -> kept (B, T'·N_keep, D), ids (B, N_keep); grid becomes (T', N_keep)."""
     B, _, D = x.shape
     T, N = grid
-    noise = torch.rand(B, N, generator=generator, device=x.device)  # (B, N)
+    noise = uniform(generator, x, B, N)  # (B, N)
     ids = noise.argsort(dim=1)[:, : keep_count(N, ratio)].sort(dim=1).values  # (B, N_keep)
     index = ids[:, None, :, None].expand(-1, T, -1, D)  # (B, T', N_keep, D)
     kept = x.reshape(B, T, N, D).gather(2, index)
     return kept.reshape(B, -1, D), ids
 
 
-def random_hook(ratio: float, per_slice: bool):
-    def hook(x: torch.Tensor, grid: tuple | None):
-        if per_slice:
-            return slice_masking(x, grid, ratio)[0], (grid[0], keep_count(grid[1], ratio))
-        return random_masking(x, ratio)[0], None  # an unstructured set: no grid any more
+@dataclass(frozen=True)
+class RandomMaskHook:
+    """The encoder's token hook for `mask`: unstructured per clip, or an equal count per slice when the
+    encoder needs its (T', N) grid (`per_slice`)."""
 
-    return hook
+    ratio: float
+    per_slice: bool
+
+    def __call__(self, x: torch.Tensor, grid: tuple | None, generator: torch.Generator | None = None):
+        if self.per_slice:
+            return slice_masking(x, grid, self.ratio, generator)[0], (grid[0], keep_count(grid[1], self.ratio))
+        return random_masking(x, self.ratio, generator)[0], None  # an unstructured set: no grid any more
+
+    def layout(self, layout: TokenLayout) -> TokenLayout:
+        if self.per_slice:
+            t, n = layout.grid
+            return TokenLayout(t * keep_count(n, self.ratio), (t, keep_count(n, self.ratio)))
+        return TokenLayout(keep_count(layout.tokens, self.ratio), None)
 
 
-def tube_hook(ratio: float):
-    def hook(x: torch.Tensor, grid: tuple | None):
-        return tube_masking(x, grid, ratio)[0], (grid[0], keep_count(grid[1], ratio))
+@dataclass(frozen=True)
+class TubeMaskHook:
+    """The encoder's token hook for `tube_mask`: the grid survives as (T', floor(N(1-r)))."""
 
-    return hook
+    ratio: float
+
+    def __call__(self, x: torch.Tensor, grid: tuple | None, generator: torch.Generator | None = None):
+        return tube_masking(x, grid, self.ratio, generator)[0], (grid[0], keep_count(grid[1], self.ratio))
+
+    def layout(self, layout: TokenLayout) -> TokenLayout:
+        t, n = layout.grid
+        return TokenLayout(t * keep_count(n, self.ratio), (t, keep_count(n, self.ratio)))
 
 
 class _Masking(Method):
     axis = "tokens"
     params = {"ratio": 0.5}
-    kind = ""
 
     def check(self) -> None:
         r = self.p["ratio"]
         if not 0.0 <= r < 1.0:
             raise UserError(f"{self.name}: ratio={r} is outside [0, 1); the ratio is the dropped share, e.g. {self.name}(ratio=0.75)")
 
-    def configure(self, spec: ModelSpec) -> ModelSpec:
-        return dataclasses.replace(spec, mask_kind=self.kind, mask_ratio=self.p["ratio"])
-
 
 @register_method
 class RandomMask(_Masking):
-    """Random per-sample token masking at train time (PAPER.md §2d; FLIP, Li et al. 2023,
+    """Random per-sample token masking at train time (arXiv:2312.07395 §3.2; FLIP, Li et al. 2023,
     facebookresearch/flip `random_mask`; MAE `random_masking`). Keeps floor(S(1−r)) tokens per clip.
     Encoders that need a (T', N) grid (factorised, frame-level) get the per-slice form instead:
     floor(N(1−r)) tokens in every slice (`slice_masking`)."""
 
     name = "mask"
     summary = "drop a random share of tokens per clip at train time (FLIP)"
-    reference = "PAPER.md §2d; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
-    kind = "random"
+    reference = "arXiv:2312.07395 §3.2; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
-            model.video.token_hooks.append(random_hook(self.p["ratio"], getattr(model.video, "needs_grid", False)))
+            model.video.add_token_hook(RandomMaskHook(self.p["ratio"], model.video.needs_grid))
 
 
 @register_method
 class TubeMask(_Masking):
     """Tube masking: one random spatial mask per clip repeated over every time slice (VideoMAE, Tong et
-    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (PAPER.md §2d, alternative
+    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (arXiv:2312.07395 §3.2, alternative
     for ablation). Keeps the grid (T', floor(N(1−r))), so factorised encoders run it exactly."""
 
     name = "tube_mask"
     summary = "drop the same random spatial positions in every time slice (VideoMAE tube masking)"
-    reference = "PAPER.md §2d; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
-    kind = "tube"
+    reference = "arXiv:2312.07395 §3.2; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
-            model.video.token_hooks.append(tube_hook(self.p["ratio"]))
+            model.video.add_token_hook(TubeMaskHook(self.p["ratio"]))
 
     def not_supported_reasons(self, cell: CellSpec, spec: ModelSpec) -> list[str]:
         if spec.patching != "tubelet":

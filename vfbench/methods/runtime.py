@@ -18,12 +18,12 @@ from vfbench.spec import CellSpec, ModelSpec
 @register_method
 class Checkpoint(Method):
     """Activation checkpointing per block (Chen et al. 2016; torch.utils.checkpoint, non-reentrant): each
-    block keeps only its input and recomputes the rest in backward, about +33% compute (PAPER.md §4)."""
+    block keeps only its input and recomputes the rest in backward, about +33% compute (vfbench's analytic model, after Korthikanti et al. 2022)."""
 
     name = "checkpoint"
     axis = "runtime"
     summary = "recompute each block's activations in backward (gradient checkpointing)"
-    reference = "PAPER.md §4; Chen et al. 2016, Training Deep Nets with Sublinear Memory Cost"
+    reference = "vfbench's analytic model, after Korthikanti et al. 2022; Chen et al. 2016, Training Deep Nets with Sublinear Memory Cost"
 
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return dataclasses.replace(spec, checkpoint=True)
@@ -92,7 +92,7 @@ class BF16(Method):
     name = "bf16"
     axis = "runtime"
     summary = "autocast the step to bfloat16"
-    reference = "PAPER.md §2f (harness knob); Micikevicius et al. 2018, mixed precision"
+    reference = "a harness knob; Micikevicius et al. 2018, mixed precision"
 
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return dataclasses.replace(spec, precision="bf16")

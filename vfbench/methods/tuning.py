@@ -1,34 +1,34 @@
 """The tuning axis: which parameters train.
 
 Unless a method says otherwise, only the video tower is narrowed: the text tower, the two projections
-and the temperature always train (the contrastive objective needs them; PAPER.md §1).
+and the temperature always train (the contrastive objective needs them; arXiv:2312.07395 §3).
 """
 
 from __future__ import annotations
 
 from vfbench.errors import UserError
-from vfbench.models.peft import add_adapters, add_lora, freeze, freeze_video_backbone, unfreeze
+from vfbench.models.peft import add_adapters, add_lora, freeze_video_backbone
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 
 
 @register_method
 class Full(Method):
-    """Full fine-tuning: every parameter trains (the paper's baseline, PAPER.md §2a)."""
+    """Full fine-tuning: every parameter trains (the paper's baseline, arXiv:2312.07395 §3.1)."""
 
     name = "full"
     axis = "tuning"
     summary = "every parameter trainable (the baseline)"
-    reference = "PAPER.md §2a"
+    reference = "arXiv:2312.07395 §3.1"
 
 
 @register_method
 class AdapterTuning(Method):
-    """Houlsby MLP adapters after the feed-forward block of every video layer (PAPER.md §2c; Houlsby et al.
+    """Houlsby MLP adapters after the feed-forward block of every video layer (arXiv:2312.07395 §3.2; Houlsby et al.
     2019): h + W_up·GELU(W_down·h) in Block.post_mlp, W_up zero-initialised so training starts from the
     frozen model. The video backbone is frozen; the patch embedding (conv and position tables) trains as
     in the paper ("the new 3D patch conv is always trained"), and so do the text tower, the projections
-    and the temperature. Gradients still flow through the whole depth (PAPER.md §4).
+    and the temperature. Gradients still flow through the whole depth (vfbench's analytic model, after Korthikanti et al. 2022).
 
     `bottleneck` [R: Appendix A not available]: a value <= 1 is a fraction of the width D (default 0.25,
     AIM's ratio, bobochow/adapt-image-models vitclip_aim.py), a value > 1 an absolute size (e.g. 64).
@@ -37,7 +37,7 @@ class AdapterTuning(Method):
     name = "adapter"
     axis = "tuning"
     summary = "Houlsby bottleneck adapters after every MLP, backbone frozen"
-    reference = "PAPER.md §2c; Houlsby et al. 2019; AIM (Yang et al. 2023) bottleneck 0.25·D"
+    reference = "arXiv:2312.07395 §3.2; Houlsby et al. 2019; AIM (Yang et al. 2023) bottleneck 0.25·D"
     params = {"bottleneck": 0.25}
 
     def check(self) -> None:
@@ -57,14 +57,14 @@ class AdapterTuning(Method):
 @register_method
 class LoRATuning(Method):
     """LoRA on every video layer's attention (qkv, out proj; FST's temporal attention too) and MLP (fc1,
-    fc2): W x + (α/r)·B A x, A Kaiming-uniform, B zero, W frozen (PAPER.md §2c; Hu et al. 2021,
+    fc2): W x + (α/r)·B A x, A Kaiming-uniform, B zero, W frozen (arXiv:2312.07395 §3.2; Hu et al. 2021,
     microsoft/LoRA loralib/layers.py). The patch embedding trains as in the paper; text tower,
     projections and temperature train. Rank and α are [R] (paper: unknown; r = 4–16 suggested)."""
 
     name = "lora"
     axis = "tuning"
     summary = "low-rank updates on attention and MLP linears, backbone frozen"
-    reference = "PAPER.md §2c; Hu et al. 2021, LoRA, microsoft/LoRA loralib"
+    reference = "arXiv:2312.07395 §3.2; Hu et al. 2021, LoRA, microsoft/LoRA loralib"
     params = {"rank": 8, "alpha": 16.0}
 
     def check(self) -> None:
@@ -79,7 +79,7 @@ class LoRATuning(Method):
 
 @register_method
 class TemporalOnly(Method):
-    """Factorised temporal adaptation, LiteVL-style (PAPER.md §2c; Chen et al. 2022, LiteVL): with
+    """Factorised temporal adaptation, LiteVL-style (arXiv:2312.07395 §3.2; Chen et al. 2022, LiteVL): with
     factorized_self_attention, train only the temporal MSA, its LayerNorm and the gates α, plus the patch
     embedding (the paper always trains the new 3D patch conv), text tower, projections and temperature.
     Needs factorized self-attention (compose it, or use the fst_temporal recipe)."""
@@ -87,7 +87,7 @@ class TemporalOnly(Method):
     name = "temporal_only"
     axis = "tuning"
     summary = "train only FST's temporal attention and gates (needs factorized_self_attention)"
-    reference = "PAPER.md §2c; Chen et al. 2022, LiteVL"
+    reference = "arXiv:2312.07395 §3.2; Chen et al. 2022, LiteVL"
 
     def not_supported_reasons(self, cell: CellSpec, spec: ModelSpec) -> list[str]:
         if spec.attention != "factorized_self_attention":
@@ -97,15 +97,13 @@ class TemporalOnly(Method):
     def apply(self, model) -> None:
         video = model.video
         freeze_video_backbone(video)
-        for blk in video.blocks:
-            if hasattr(blk, "attn_t"):
-                unfreeze([blk.attn_t, blk.norm_t])
-                blk.alpha.requires_grad_(True)
+        for p in video.temporal_parameters():
+            p.requires_grad_(True)
 
 
 @register_method
 class LastK(Method):
-    """Layer freezing for short->long (PAPER.md §2c, §1 stage 1b): freeze the first L−k layers and run
+    """Layer freezing for short->long (arXiv:2312.07395 §3.2, §3.3 stage 1b): freeze the first L−k layers and run
     them without autograd (`no_grad_prefix`), so they store no activations; tune the last k layers, the
     final norm and readout, plus text tower, projections and temperature. The patch embedding and
     position tables are frozen too: nothing before layer L−k can receive a gradient.
@@ -118,7 +116,7 @@ class LastK(Method):
     name = "last_k"
     axis = "tuning"
     summary = "tune only the last k layers; the frozen prefix runs without autograd"
-    reference = "PAPER.md §2c, §1 (LongViViT: last 4 layers tuned)"
+    reference = "arXiv:2312.07395 §3.2, §3.3 (LongViViT: last 4 layers tuned)"
     params = {"k": 4}
 
     def check(self) -> None:
@@ -127,8 +125,4 @@ class LastK(Method):
 
     def apply(self, model) -> None:
         video = model.video
-        prefix = max(len(video.blocks) - self.p["k"], 0)
-        freeze([video.patch, *video.blocks[:prefix]])
-        if prefix > getattr(video, "spatial_layers", prefix):  # factorised encoder: its slice pool is frozen too
-            freeze([video.spatial_norm])
-        video.no_grad_prefix = prefix
+        video.freeze_prefix(max(len(video.blocks) - self.p["k"], 0))

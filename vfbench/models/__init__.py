@@ -6,25 +6,15 @@ import torch
 from torch import nn
 
 from vfbench.models.dual import DualEncoder
-from vfbench.models.encoder import VideoEncoder
-from vfbench.models.factorized import DEFAULT_TEMPORAL_LAYERS, FactorizedEncoder, FactorizedSelfAttentionEncoder
-from vfbench.models.frame import FrameEncoder
 from vfbench.models.patch import build_patch
 from vfbench.models.presets import get_preset, preset_names
+from vfbench.models.registry import ENCODERS
 from vfbench.spec import ModelSpec
 
 
 def build_video_encoder(spec: ModelSpec) -> nn.Module:
-    """The video tower named by spec.attention (set by the attention methods)."""
-    if spec.attention == "joint":
-        return VideoEncoder(spec)
-    if spec.attention == "factorized_self_attention":
-        return FactorizedSelfAttentionEncoder(spec)
-    if spec.attention == "factorized_encoder":
-        return FactorizedEncoder(spec, spec.option("temporal_layers", DEFAULT_TEMPORAL_LAYERS))
-    if spec.attention == "frame":
-        return FrameEncoder(spec, spec.option("pool", "avg"))
-    raise ValueError(f"no video encoder for attention {spec.attention!r}")
+    """The video tower registered under spec.attention (set by the attention methods)."""
+    return ENCODERS.get(spec.attention).from_spec(spec)
 
 
 def build_model(spec: ModelSpec) -> DualEncoder:

@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vfbench.models.saved_bytes import Bytes, block_saved_bytes
+from vfbench.models.tower import LayerShape, TokenLayout
+
 # sdpa: PyTorch picks; flash / efficient / cudnn: one SDPBackend pinned; math: the S x S formulation written
 # out; xformers: memory_efficient_attention. Only `math` stores an S x S matrix for backward.
 ATTN_KERNELS = ("sdpa", "flash", "efficient", "cudnn", "math", "xformers")
 PINNED_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION"}
-STORES_SCORES = ("math",)  # kernels whose backward keeps the (B, h, S, S) matrix (the memory models key on this)
 
 
 def xformers_available() -> bool:
@@ -101,8 +103,15 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.post_mlp(self.mlp(self.norm2(x)))
 
+    def layer_shape(self, layout: TokenLayout) -> LayerShape:
+        """Joint attention: one sequence of all the tokens."""
+        return LayerShape(layout.tokens, (layout.tokens,))
+
+    def saved_bytes_per_token(self, seqs: tuple, b: Bytes) -> float:
+        return block_saved_bytes(self, seqs, b)
+
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """Per sequence, forward: linears 2·S·(4D² + 2DM) plus attention 4·S²·D (PAPER.md §4)."""
+        """Per sequence, forward: linears 2·S·(4D² + 2DM) plus attention 4·S²·D (vfbench's analytic model, after Korthikanti et al. 2022)."""
         d, m = self.norm1.normalized_shape[0], self.mlp.fc1.out_features
         return 2 * tokens * (4 * d * d + 2 * d * m) + 4 * tokens * tokens * d + extra_flops(self, tokens)
 

@@ -1,6 +1,6 @@
 """The dual encoder trained contrastively: video tower, text tower, projections, learnable temperature.
 
-Loss: symmetric InfoNCE (CLIP) with a learnable temperature initialised at 0.07 (PAPER.md §1 [R]).
+Loss: symmetric InfoNCE (CLIP) with a learnable temperature initialised at 0.07 (arXiv:2312.07395 §3; the temperature init is an assumption).
 """
 
 from __future__ import annotations

@@ -12,19 +12,23 @@ from torch import nn
 from vfbench.models.blocks import Attention, Block, extra_flops
 from vfbench.models.encoder import VideoEncoder, run_layers
 from vfbench.models.frame import SliceBlock
+from vfbench.models.peft import freeze
+from vfbench.models.registry import register_encoder
+from vfbench.models.saved_bytes import Bytes, attention_bytes, linear_input_bytes, lora_rank
+from vfbench.models.tower import LayerShape, TokenLayout
 from vfbench.spec import ModelSpec
 
 DEFAULT_TEMPORAL_LAYERS = 4  # ViViT model 2 with ViT-B: 12 spatial + 4 temporal layers (Arnab et al. 2021, §4.2)
 
 
 class FactorizedSelfAttentionBlock(Block):
-    """ViViT model 3 as the paper runs it (PAPER.md §2b), order space -> time:
+    """ViViT model 3 as the paper runs it (arXiv:2312.07395 §3.1), order space -> time:
 
         x <- x + MSA_s(LN(x))                    over the N tokens of each slice   # (B, T', N, D)
         x <- x + tanh(alpha) · MSA_t(LN_t(x))    over the T' slices at each position # (B, N, T', D)
         x <- x + MLP(LN(x))
 
-    alpha is one scalar per layer initialised to 0 (PAPER.md [R]), so at init the block is the image
+    alpha is one scalar per layer initialised to 0 (an assumption: the paper does not say), so at init the block is the image
     block applied per slice. MSA_t and LN_t start as copies of MSA_s and LN (the paper found copying
     beats ViViT's zero init). Extra parameters: 4D² + 4D (qkv, proj) + 2D (LN_t) + 1 per layer.
     """
@@ -61,14 +65,33 @@ class FactorizedSelfAttentionBlock(Block):
         xt = x.transpose(1, 2)  # (B, N, T', D)
         return x + (torch.tanh(self.alpha) * self.attn_t(self.norm_t(xt))).transpose(1, 2)
 
+    def layer_shape(self, layout: TokenLayout) -> LayerShape:
+        """Spatial attention over the N tokens of a slice, temporal over the T' slices."""
+        t, n = layout.grid if layout.grid else (0, layout.tokens)
+        return LayerShape(layout.tokens, (n, t))
+
+    def saved_bytes_per_token(self, seqs: tuple, b: Bytes) -> float:
+        """The joint block's share plus the temporal sub-block's: LN_t cast, qkv_t, attention, gated
+        output and its residual input (the gate's product only when alpha trains), LoRA on qkv_t/proj_t."""
+        D, h, at = self.norm_t.normalized_shape[0], self.attn_t.heads, self.attn_t
+        total = super().saved_bytes_per_token(seqs, b)
+        total += linear_input_bytes(at.qkv, b) + 3 * b.c * D + attention_bytes(D, h, seqs[1], b) + b.r * D
+        total += b.c * D if self.alpha.requires_grad else 0
+        return total + sum(b.c * lora_rank(m) for m in (at.qkv, at.proj))
+
+    def temporal_parameters(self) -> list[nn.Parameter]:
+        """What only mixes time: the temporal MSA, its LN and the gate."""
+        return [*self.attn_t.parameters(), *self.norm_t.parameters(), self.alpha]
+
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """24·S·D² + 8·S·D² for the extra qkv/proj, plus attention 4·S·D·(N + T') (PAPER.md §4)."""
+        """24·S·D² + 8·S·D² for the extra qkv/proj, plus attention 4·S·D·(N + T') (vfbench's analytic model, after Korthikanti et al. 2022)."""
         d, m = self.norm1.normalized_shape[0], self.mlp.fc1.out_features
         t, n = grid if grid is not None else (1, tokens)
         linear = 2 * tokens * (8 * d * d + 2 * d * m)
         return linear + 4 * tokens * d * (n + t) + extra_flops(self, tokens)
 
 
+@register_encoder("factorized_self_attention")
 class FactorizedSelfAttentionEncoder(VideoEncoder):
     """The video encoder with FactorizedSelfAttentionBlocks (its blocks need the (T', N) grid)."""
 
@@ -78,9 +101,13 @@ class FactorizedSelfAttentionEncoder(VideoEncoder):
         blocks = [FactorizedSelfAttentionBlock(spec.width, spec.heads, spec.mlp_dim, spec.attn_kernel) for _ in range(spec.depth)]
         super().__init__(spec, blocks=blocks)
 
+    def temporal_parameters(self) -> list[nn.Parameter]:
+        return [p for blk in self.blocks for p in blk.temporal_parameters()]
 
+
+@register_encoder("factorized_encoder")
 class FactorizedEncoder(VideoEncoder):
-    """ViViT model 2 (scenic `SpaceTimeViViT`, PAPER.md §2b): the L-layer spatial ViT runs on each slice
+    """ViViT model 2 (scenic `SpaceTimeViViT`, arXiv:2312.07395 §3.1): the L-layer spatial ViT runs on each slice
     (`SliceBlock`s), its normed output is mean-pooled per slice (gap, no CLS, as the rest of vfbench), and
     `temporal_layers` joint blocks run over the T' slice tokens.
 
@@ -90,6 +117,10 @@ class FactorizedEncoder(VideoEncoder):
     """
 
     needs_grid = True
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "FactorizedEncoder":
+        return cls(spec, spec.option("temporal_layers", DEFAULT_TEMPORAL_LAYERS))
 
     def __init__(self, spec: ModelSpec, temporal_layers: int = DEFAULT_TEMPORAL_LAYERS):
         spatial = [SliceBlock(spec.width, spec.heads, spec.mlp_dim, spec.attn_kernel) for _ in range(spec.depth)]
@@ -106,6 +137,17 @@ class FactorizedEncoder(VideoEncoder):
             x = self.spatial_norm(x).reshape(x.shape[0], grid[0], grid[1], -1).mean(dim=2)  # (B, T', D)
         return run_layers(self.blocks[L:], x, None, max(prefix - L, 0), self.use_checkpoint)
 
+    def freeze_prefix(self, layers: int) -> None:
+        super().freeze_prefix(layers)
+        if layers > self.spatial_layers:  # the slice pool runs before the temporal stage: frozen with it
+            freeze([self.spatial_norm])
+
+    def layer_shapes(self, layout: TokenLayout) -> list[LayerShape]:
+        """The spatial stage per slice, then the temporal stage over the T' slice tokens."""
+        spatial = [b.layer_shape(layout) for b in self.blocks[: self.spatial_layers]]
+        t = layout.slices
+        return spatial + [LayerShape(t, (t,)) for _ in self.blocks[self.spatial_layers :]]
+
     def forward_flops(self, frames: int, tokens: int, grid: tuple | None) -> int:
         grid = grid or self.flops_grid(frames, tokens)
         spatial = sum(b.forward_flops(tokens, grid) for b in self.blocks[: self.spatial_layers])
@@ -114,7 +156,7 @@ class FactorizedEncoder(VideoEncoder):
 
 
 def fst_extra_params(dim: int, depth: int) -> int:
-    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (PAPER.md §2b: ~28M ViT-B, ~101M ViT-L)."""
+    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (arXiv:2312.07395 §3.1: ~28M ViT-B, ~101M ViT-L)."""
     return depth * (4 * dim * dim + 6 * dim + 1)
 
 

@@ -1,6 +1,6 @@
 """Frame-level encoders: an image ViT run on each frame, then temporal average or attention pooling.
 
-The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (PAPER.md §2b:
+The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (arXiv:2312.07395 §3.1:
 the L_t = 0 case of ViViT's factorised encoder). Each frame is embedded with 2D patches (tubelet 1) and
 no temporal position table, so the per-frame encoder is exactly an image ViT; attention never crosses
 frames. `SliceBlock` (a block applied to each time slice separately) is shared with the factorised
@@ -15,6 +15,8 @@ from torch import nn
 from vfbench.models.blocks import Block, attention
 from vfbench.models.encoder import VideoEncoder
 from vfbench.models.patch import TubeletEmbed, temporal_table
+from vfbench.models.registry import register_encoder
+from vfbench.models.tower import LayerShape, TokenLayout
 from vfbench.spec import ModelSpec
 
 POOLS = ("avg", "attnpool")
@@ -32,8 +34,13 @@ class SliceBlock(Block):
         x = x.reshape(B, grid[0], grid[1], D)  # (B, T', N, D)
         return super().forward(x, grid).reshape(B, S, D)
 
+    def layer_shape(self, layout: TokenLayout) -> LayerShape:
+        """Attention within each slice: sequences of N tokens."""
+        return LayerShape(layout.tokens, (layout.grid[1] if layout.grid else layout.tokens,))
+
     def forward_flops(self, tokens: int, grid: tuple | None = None) -> int:
-        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (PAPER.md §4)."""
+        """T' independent sequences of N tokens: attention is T'·4·N²·D instead of 4·S²·D (vfbench's
+        analytic model, after Korthikanti et al. 2022)."""
         if grid is None:
             return super().forward_flops(tokens)
         return grid[0] * super().forward_flops(grid[1])
@@ -69,6 +76,7 @@ class AttentionPool(nn.Module):
         return 2 * slices * 2 * d * d + 2 * 2 * d * d + 4 * slices * d
 
 
+@register_encoder("frame")
 class FrameEncoder(VideoEncoder):
     """Per-frame image ViT (`SliceBlock`s over a (T, N) grid) with `pool` = avg | attnpool.
 
@@ -77,6 +85,14 @@ class FrameEncoder(VideoEncoder):
     """
 
     needs_grid = True
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "FrameEncoder":
+        return cls(spec, spec.option("pool", "avg"))
+
+    @classmethod
+    def frame_step(cls, spec: ModelSpec) -> int:
+        return 1  # its own 2D patches (tubelet 1): any frame count
 
     def __init__(self, spec: ModelSpec, pool: str = "avg"):
         if pool not in POOLS:
@@ -93,7 +109,6 @@ class FrameEncoder(VideoEncoder):
         if self.pool is None:
             return super().forward(video)
         x, grid = self.tokens(video)
-        self.last_tokens, self.last_grid = x.shape[1], grid
         x = self.norm(self.run_blocks(x, grid))
         frames = x.reshape(x.shape[0], grid[0], grid[1], -1).mean(dim=2)  # (B, T, D) per-frame embeddings
         return self.pool(frames)

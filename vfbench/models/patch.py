@@ -1,11 +1,11 @@
 """Tubelet patch embedding with separable learned position tables.
 
 A 3D convolution with kernel = stride = (t, p, p) turns a clip (B, C, T, H, W) into T' = T/t slices of
-N = (H/p)(W/p) tokens (PAPER.md §1, default 2 x 16 x 16). Position embeddings are a learned spatial
+N = (H/p)(W/p) tokens (arXiv:2312.07395 §3, default 2 x 16 x 16). Position embeddings are a learned spatial
 table (N, D) plus a learned temporal table (L_t, D), linearly interpolated when T' differs from L_t,
 so one model runs at any frame count (as ViViT/TimeSformer extend 16-frame models to longer clips).
 With `temporal_pos=False` there is no temporal table: the per-frame 2D path of frame-level encoders,
-which see each frame as an image (PAPER.md §2b).
+which see each frame as an image (arXiv:2312.07395 §3.1).
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfbench.models.tubevit import TubeViTEmbed
+from vfbench.models.registry import PATCHES, register_patch
+from vfbench.models.tower import TokenLayout
 from vfbench.spec import ModelSpec
 
 
+@register_patch("tubelet")
 class TubeletEmbed(nn.Module):
+    clip_reads = 1
+    fp32_positions = True
+
     def __init__(
         self, channels: int, dim: int, tubelet: int, patch: int, image_size: int, temporal_pos_len: int,
         temporal_pos: bool = True,
@@ -28,12 +33,23 @@ class TubeletEmbed(nn.Module):
         self.proj = nn.Conv3d(channels, dim, kernel_size=(tubelet, patch, patch), stride=(tubelet, patch, patch))
         n = (image_size // patch) ** 2
         # std 0.1 for the video position tables: small enough not to drown the patch signal, large enough
-        # that temporal order is learnable early (issue 9's measured prototype).
+        # that temporal order is learnable early (the proxy's measured prototype).
         self.pos_space = nn.Parameter(torch.randn(n, dim) * 0.1)
         self.pos_time = nn.Parameter(torch.randn(temporal_pos_len, dim) * 0.1) if temporal_pos else None
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "TubeletEmbed":
+        return cls(spec.channels, spec.width, spec.tubelet, spec.patch_size, spec.image_size, spec.temporal_pos_len)
+
+    @classmethod
+    def frame_step(cls, spec: ModelSpec) -> int:
+        return spec.tubelet
+
     def slices(self, frames: int) -> int:
         return frames // self.tubelet
+
+    def layout(self, frames: int) -> TokenLayout:
+        return TokenLayout(self.num_tokens(frames), (self.slices(frames), self.pos_space.shape[0]))
 
     def num_tokens(self, frames: int) -> int:
         return (frames // self.tubelet) * self.pos_space.shape[0]
@@ -62,9 +78,5 @@ def temporal_table(table: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def build_patch(spec: ModelSpec) -> nn.Module:
-    """The tokenizer named by spec.patching (set by the patching methods; coarse tubelets only change sizes)."""
-    if spec.patching == "tubelet":
-        return TubeletEmbed(spec.channels, spec.width, spec.tubelet, spec.patch_size, spec.image_size, spec.temporal_pos_len)
-    if spec.patching == "tubevit":
-        return TubeViTEmbed(spec.channels, spec.width, spec.image_size, spec.patch_size, spec.option("tubes", "tubevit"))
-    raise ValueError(f"no patch embedding {spec.patching!r}; accepted: tubelet, tubevit")
+    """The tokenizer registered under spec.patching (set by the patching methods; coarse tubelets only change sizes)."""
+    return PATCHES.get(spec.patching).from_spec(spec)

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from vfbench.models.factorized import FactorizedSelfAttentionBlock
-from vfbench.models.frame import SliceBlock
 from vfbench.models.peft import Adapter, LoRALinear
+from vfbench.models.tower import TokenLayout
 
 RECOMPUTING_BACKWARD = 2.5  # flash / memory-efficient attention backward: 5 matmuls of the forward's 2
 
@@ -86,14 +85,9 @@ def attention_core(f: StepFlops, flops: int, grad: bool, kernel: str) -> None:
 
 
 def block_seqs(blk: nn.Module, rows: int, grid: tuple | None) -> list[tuple[int, int]]:
-    """(sequences, length) of each attention in the block: joint over all tokens, per slice, and FST's
-    temporal attention over the T' slices at each of the N positions."""
-    if isinstance(blk, FactorizedSelfAttentionBlock):
-        t, n = grid
-        return [(rows // n, n), (rows // t, t)]
-    if isinstance(blk, SliceBlock) and grid is not None:
-        return [(rows // grid[1], grid[1])]
-    return [(1, rows)]
+    """(sequences, length) of each attention in the block, from the lengths the block declares
+    (`layer_shape`): joint over all tokens, per slice, FST's temporal attention over the T' slices."""
+    return [(rows // length, length) for length in blk.layer_shape(TokenLayout(rows, grid)).seqs]
 
 
 def block(f: StepFlops, blk: nn.Module, rows: int, grid: tuple | None, grad_in: bool, length: int) -> bool:

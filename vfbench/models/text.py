@@ -1,4 +1,4 @@
-"""A small text tower: a transformer over token ids, mean-pooled (PAPER.md §1: mean over the caption's tokens)."""
+"""A small text tower: a transformer over token ids, mean-pooled (arXiv:2312.07395 §3: mean over the caption's tokens)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.tok = nn.Embedding(spec.vocab_size, spec.text_width)
         self.pos = nn.Parameter(torch.zeros(spec.text_len, spec.text_width))
-        # std 0.02: PyTorch's default std-1 embedding init drowns the position signal (issue 9's prototype).
+        # std 0.02: PyTorch's default std-1 embedding init drowns the position signal (the proxy's prototype).
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.02)
         self.blocks = nn.ModuleList(

@@ -1,4 +1,4 @@
-"""TubeViT sparse tube tokenizer (Piergiovanni et al. 2023, arXiv 2212.03229; PAPER.md §2e(iv)).
+"""TubeViT sparse tube tokenizer (Piergiovanni et al. 2023, arXiv 2212.03229; arXiv:2312.07395 §3.2).
 
 Several sparse 3D convolutions with different kernels, strides and offsets read the same clip; their
 tokens are concatenated (grid None: the set has no (T', N) structure) and get fixed 3D sin-cos position
@@ -9,7 +9,7 @@ TubeViT paper's ViT-B/16 at 224 px) and scaled by patch_size / 16 for a preset, 
 patches, 32 px) samples as coarsely *relative to its patches* as ViT-B does (at least 1 px each).
 Kernels longer than the input along an axis are clamped to it (offset dropped to 0 if it leaves no
 room); along time this depends on the clip, so the conv weight is cropped to its central k_t frames at
-run time. Tokens per tube: prod_d ceil((X_d - o_d - k_d + 1) / s_d)  (PAPER.md §2e).
+run time. Tokens per tube: prod_d ceil((X_d - o_d - k_d + 1) / s_d)  (arXiv:2312.07395 §3.2).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import re
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vfbench.models.registry import register_patch
+from vfbench.models.tower import TokenLayout
+from vfbench.spec import ModelSpec
 
 Tube = tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]
 
@@ -75,8 +79,23 @@ def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([out.sin(), out.cos()], dim=1)
 
 
+@register_patch("tubevit")
 class TubeViTEmbed(nn.Module):
     """(B, C, T, H, W) -> tokens (B, S, D) with fixed 3D sin-cos positions, and grid None."""
+
+    fp32_positions = False  # the sin-cos positions are cast to the conv output's dtype
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "TubeViTEmbed":
+        return cls(spec.channels, spec.width, spec.image_size, spec.patch_size, spec.option("tubes", "tubevit"))
+
+    @classmethod
+    def frame_step(cls, spec: ModelSpec) -> int:
+        return 1  # kernels longer than the clip are cropped: any frame count runs
+
+    @property
+    def clip_reads(self) -> int:
+        return len(self.convs)
 
     def __init__(self, channels: int, dim: int, image_size: int, patch_size: int, tubes: str = "tubevit"):
         super().__init__()
@@ -94,6 +113,9 @@ class TubeViTEmbed(nn.Module):
 
     def slices(self, frames: int) -> int:
         return 0  # tubes overlap in time: no (T', N) grid
+
+    def layout(self, frames: int) -> TokenLayout:
+        return TokenLayout(self.num_tokens(frames), None)
 
     def tube_shapes(self, frames: int) -> list[tuple[int, int, int]]:
         """Per tube, the (T, H, W) count of windows; their products sum to num_tokens."""

@@ -1,5 +1,5 @@
 """Proxy-accuracy task: a synthetic long-video retrieval task (synthetic.py, galleries.py) and the
-two-stage proxy training with its evaluation (pretrain.py, proxy.py, evaluate.py). Issue 9."""
+two-stage proxy training with its evaluation (pretrain.py, proxy.py, evaluate.py)."""
 
 from vfbench.sweep_spec import CPU_SUBSET_NOTE, cpu_default_subset
 from vfbench.tasks.pretrain import default_cache_dir

@@ -5,13 +5,13 @@ so the chance level is 1 / group size and each gallery tests exactly one thing:
 
 - random: groups of independent clips; every clip's caption is a query (like in-batch retrieval).
 - temporal: a clip and the same events in the other orders, sharing start frames, background and
-  noise: only the order differs, so a bag-of-frames model is at chance (PAPER.md §5 idea 1). Every
+  noise: only the order differs, so a bag-of-frames model is at chance (vfbench's proxy design). Every
   clip's caption is a query, as every pair in the group differs only in order.
 - spatial: a clip and variants with one event's position or shape changed, everything else shared:
-  same order, only a small spatial detail differs (PAPER.md §5 idea 3). Only the base clip's caption
+  same order, only a small spatial detail differs (vfbench's proxy design). Only the base clip's caption
   is a query: two variants may differ in two details.
 
-Controls on the temporal gallery (PAPER.md §5 idea 6): `shuffle_frames` (each clip's frames in a random
+Controls on the temporal gallery (vfbench's proxy design): `shuffle_frames` (each clip's frames in a random
 order: order information destroyed, but 2-frame events also get split across tubelets, a distribution
 shift) and `middle_frame` (the middle frame repeated T times: whatever one frame shows).
 

@@ -1,14 +1,14 @@
 """Stage 1 of the proxy: image-text contrastive pre-training of the spatial backbone, cached on disk,
 and the transfer of its weights into any method's video model.
 
-The paper starts every video model from an image-text model (PAPER.md §1 "Init"), and the adapter,
+The paper starts every video model from an image-text model (arXiv:2312.07395 §3 "Init"), and the adapter,
 LoRA and frozen-layer methods need a backbone that already knows something. Stage 1 trains the
 frame-level form of the proxy model (2D patches, tubelet 1) on single frames that each hold one
 event, captioned with that event's three tokens. It does not depend on the frame count or the method,
 so one checkpoint per (proxy model, task, stage-1 budget, seed) serves every cell.
 
 Transfer (`init_from_image`): tensors with the same name and shape are copied. The 2D patch kernel is
-inflated along time by repetition divided by t (scenic `average_frame_initializer`; PAPER.md §1 "3D
+inflated along time by repetition divided by t (scenic `average_frame_initializer`; arXiv:2312.07395 §3 "3D
 conv init"), and for coarser patches it is tiled over the sub-patches and divided by their count, so a
 coarse token starts as the mean of the fine tokens it covers; the spatial position table is area-
 resampled to the new grid. The temporal table, TubeViT's tubes, attention pools and ViViT model 2's
@@ -134,7 +134,7 @@ def init_from_image(model, state: dict) -> list[str]:
             missing.append(name)
     for blk in getattr(model.video, "blocks", []):
         if hasattr(blk, "copy_spatial_to_temporal"):
-            blk.copy_spatial_to_temporal()  # FST: temporal MSA starts as a copy of the spatial one (PAPER.md §2b)
+            blk.copy_spatial_to_temporal()  # FST: temporal MSA starts as a copy of the spatial one (arXiv:2312.07395 §3.1)
             missing = [m for m in missing if ".attn_t." not in m and ".norm_t." not in m]
     return missing
 

@@ -1,5 +1,5 @@
 """Proxy accuracy of a cell: stage 1 (cached image-text pre-training), stage 2 (contrastive training of
-the cell's methods on synthetic clips for a fixed budget), evaluation with every token (issue 9).
+the cell's methods on synthetic clips for a fixed budget), evaluation with every token.
 
 The proxy model is one small dual encoder (`proxy_spec`: width 64, depth 2, 4 heads, 32-px frames in
 2 x 8 x 8 tubelets, text tower width 64, depth 2), whatever the cell's preset: the preset sizes the
@@ -11,7 +11,7 @@ and the masks; the evaluation galleries use `budget.eval_seed`, so seeds differ 
 A cell whose methods cannot run on the proxy (e.g. xformers attention on a CPU) raises
 `ProxyUnsupported` with the methods' own reasons; the runner records them.
 
-Budget (`ProxyBudget`, the same on every device): issue 9's measured set-up (batch 128 of fresh clips,
+Budget (`ProxyBudget`, the same on every device): the measured proxy set-up (batch 128 of fresh clips,
 half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 250 steps from the
 stage-1 init, where the honesty checks hold with a margin (results/proxy-honesty/honesty.md, "Training
 budget": joint learns event order between 120 and 200 steps, and slower learners such as coarse_spatial
@@ -19,7 +19,7 @@ lose more at 250 than at 500 steps, which that file shows); plus gradient clippi
 FST with 75% masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~10-20 s,
 once per seed): 300 left the image model at chance on shape and position.
 
-Short->long (PAPER.md §1 Stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
+Short->long (arXiv:2312.07395 §3.3, stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
 It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
 trained here exactly as that cell trains it), and continues for `long_steps` (50) at its own frame count.
 So a 32-frame cell costs 50 steps at 32 frames, not 250, and its record says so (acc_init, acc_steps,
@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from vfbench.models.tower import frames_problems
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
@@ -76,7 +77,7 @@ class ProxyBudget(_Frozen):
     schedule: str = "cosine"  # linear warm-up, then cosine to 0 (schedule.py)
     weight_decay: float = 0.05
     grad_clip: float = 1.0  # max global grad norm (0 = off); without it FST + 75% masking collapsed at step 60 (measured)
-    hard_fraction: float = 0.5  # share of each batch in same-events-every-order groups (issue 9: necessary)
+    hard_fraction: float = 0.5  # share of each batch in same-events-every-order groups (measured necessary when the proxy was built)
     hard_group: int = 6  # clips per such group (K! = 6 at K = 3)
     stage1_steps: int = 1000  # 300 left the image model at chance on shape and position (measured)
     stage1_batch: int = 48  # distinct single-event images per step (all 48 at the default task)
@@ -88,7 +89,7 @@ class ProxyBudget(_Frozen):
     short_frames: int = 16  # longer cells continue the same methods trained here (short->long); 0 = off
     long_steps: int = 50  # steps at the cell's own frame count after short_frames
     long_warmup: int = 10
-    eval_queries: int = 512  # per gallery (issue 9: sampling error ±0.03 at 128)
+    eval_queries: int = 512  # per gallery (measured: sampling error ±0.03 at 128)
     eval_seed: int = 20240
     task: TaskConfig = field(default_factory=TaskConfig)
 
@@ -105,7 +106,7 @@ def default_budget(device: str) -> ProxyBudget:
 
 
 def proxy_spec(budget: ProxyBudget) -> ModelSpec:
-    """The proxy dual encoder for the budget's task (issue 9's measured set-up)."""
+    """The proxy dual encoder for the budget's task (the measured proxy set-up)."""
     t = budget.task
     return ModelSpec(
         "proxy", width=budget.width, depth=budget.depth, heads=budget.heads, mlp_dim=4 * budget.width,
@@ -119,9 +120,7 @@ def proxy_problems(cell: CellSpec, budget: ProxyBudget) -> list[str]:
     """Why the cell cannot train on the proxy (empty when it can)."""
     comp = compose(cell.method)
     spec = comp.configure(proxy_spec(budget))
-    reasons = []
-    if spec.attention != "frame" and spec.patching == "tubelet" and cell.frames % spec.tubelet:
-        reasons.append(f"{cell.frames} frames is not a multiple of the tubelet depth {spec.tubelet}")
+    reasons = frames_problems(spec, cell.frames)
     if cell.frames < budget.task.min_frames():
         reasons.append(f"{cell.frames} frames cannot hold {budget.task.events} events of {budget.task.event_frames} frames")
     if (spec.precision or cell.dtype) not in AUTOCAST:
@@ -148,8 +147,7 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
     else:
         loss, cached = load_or_train_short(model, short, budget, cache, device)
         short_cached = cached
-    if short is not None and short.frames < cell.frames:  # short->long (PAPER.md §1 Stage 1b)
-        torch.manual_seed(seeded(cell.seed, 2, cell.frames).initial_seed())  # masks: the same whether cached or not
+    if short is not None and short.frames < cell.frames:  # short->long (arXiv:2312.07395 §3.3, stage 1b)
         loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
         init, steps, warmup = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup
         short_frames, short_steps = short.frames, budget.steps
@@ -173,7 +171,7 @@ def autocast_dtype(cell: CellSpec, budget: ProxyBudget):
 
 def start_model(cell: CellSpec, budget: ProxyBudget, cache: Path):
     """The cell's proxy model initialised from stage 1 (trained and cached on first use), methods applied;
-    seeds the global stream (fresh parameters, masks) from the cell's seed."""
+    seeds the global stream (fresh parameters) from the cell's seed."""
     comp = compose(cell.method)
     base = proxy_spec(budget)
     state, stage1 = load_or_train_stage1(
@@ -217,8 +215,11 @@ def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path
 
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int,
           warmup: int) -> float:
-    """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps."""
+    """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps. The
+    masks (the encoder's token hooks) draw from their own generator, seeded from (seed, frames), so a
+    long cell masks the same whether its short stage came from the cache or was trained just now."""
     bank = sprite_bank(budget.task)
+    model.video.token_generator = seeded(seed, 2, frames)
     batch_at = lambda step: clip_batch(budget.task, frames, budget.batch, budget.hard_fraction,  # noqa: E731
                                        budget.hard_group, seeded(seed, 1, frames, step), bank)
     return fit(model, batch_at, steps, budget.lr, budget.weight_decay, warmup, budget.schedule, budget.grad_clip,

@@ -1,5 +1,5 @@
 """A procedural video-text task in which temporal order over the whole clip and small spatial details
-matter (PAPER.md §5 ideas 1, 3, 4, 5; issue 9).
+matter (vfbench's proxy design).
 
 A clip of T frames at R x R px holds K events. An event is a coloured shape at one of a few positions,
 visible for `event_frames` frames; event k starts at a random time inside the k-th of K equal parts of
@@ -29,7 +29,7 @@ SHAPES = ("square", "ring", "plus", "cross", "bar")
 
 @dataclass(frozen=True)
 class TaskConfig(_Frozen):
-    """The task's knobs. Defaults are the set-up issue 9 measured to work on a 2-core CPU."""
+    """The task's knobs. Defaults are the set-up measured to work on a 2-core CPU."""
 
     events: int = 3  # K events per clip, each in its own K-th of the clip
     event_frames: int = 2  # frames an event stays visible (1 = a needle)
@@ -235,8 +235,8 @@ def clip_batch(cfg: TaskConfig, frames: int, batch: int, hard_fraction: float, h
     """A training batch (video (B, 3, T, R, R), ids (B, 3K)) of fresh clips.
 
     `hard_fraction` of the batch is in-batch hard negatives: groups of clips with the same events in
-    different orders (issue 9 measured that without them order is learnt late and unreliably). A
-    `misaligned` share of captions is swapped among themselves (alignment noise, PAPER.md §5 idea 5).
+    different orders (measured when the proxy was built: without them order is learnt late and unreliably). A
+    `misaligned` share of captions is swapped among themselves (alignment noise, vfbench's proxy design).
     """
     size = hard_group_size(cfg, hard_group)
     n_groups = int(batch * hard_fraction) // size if size > 1 else 0
