@@ -1,6 +1,6 @@
 """The tokens axis: drop input tokens after the patch and position embeddings, at train time only.
 
-No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (arXiv:2312.07395 §3.2, FLIP).
+No mask tokens and no reconstruction loss: the encoder simply sees fewer tokens (arXiv:2312.07395 §4, FLIP).
 The functions are pure, x, ratio, generator -> kept, ids (MAE's `random_masking`); the methods install
 them as the encoder's token hooks, which run only in training (eval sees every token, as in FLIP).
 """
@@ -116,14 +116,14 @@ class _Masking(Method):
 
 @register_method
 class RandomMask(_Masking):
-    """Random per-sample token masking at train time (arXiv:2312.07395 §3.2; FLIP, Li et al. 2023,
+    """Random per-sample token masking at train time (arXiv:2312.07395 §4; FLIP, Li et al. 2023,
     facebookresearch/flip `random_mask`; MAE `random_masking`). Keeps floor(S(1−r)) tokens per clip.
     Encoders that need a (T', N) grid (factorised, frame-level) get the per-slice form instead:
     floor(N(1−r)) tokens in every slice (`slice_masking`)."""
 
     name = "mask"
     summary = "drop a random share of tokens per clip at train time (FLIP)"
-    reference = "arXiv:2312.07395 §3.2; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
+    reference = "arXiv:2312.07395 §4; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:
@@ -133,12 +133,12 @@ class RandomMask(_Masking):
 @register_method
 class TubeMask(_Masking):
     """Tube masking: one random spatial mask per clip repeated over every time slice (VideoMAE, Tong et
-    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (arXiv:2312.07395 §3.2, alternative
+    al. 2022, MCG-NJU/VideoMAE masking_generator.py). Not tested in the paper (arXiv:2312.07395 §4, alternative
     for ablation). Keeps the grid (T', floor(N(1−r))), so factorised encoders run it exactly."""
 
     name = "tube_mask"
     summary = "drop the same random spatial positions in every time slice (VideoMAE tube masking)"
-    reference = "arXiv:2312.07395 §3.2; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
+    reference = "arXiv:2312.07395 §4; Tong et al. 2022, VideoMAE, MCG-NJU/VideoMAE masking_generator.py"
 
     def apply(self, model) -> None:
         if self.p["ratio"] > 0:

@@ -1,4 +1,4 @@
-"""The patching axis: how a clip becomes tokens (arXiv:2312.07395 §3.2, "multi-resolution patchification").
+"""The patching axis: how a clip becomes tokens (arXiv:2312.07395 §4, "multi-resolution patchification").
 
 The default tubelet is 2 x 16 x 16 (arXiv:2312.07395 §3). Coarse variants double the tubelet along time and/or
 space; TubeViT replaces the tubelet with several sparse tubes.
@@ -13,7 +13,7 @@ from vfbench.models.tubevit import TUBES_HELP, parse_tubes
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
 
-COARSE_TUBELET = 4  # frames per tubelet in the paper's coarse temporal variant (arXiv:2312.07395 §3.2)
+COARSE_TUBELET = 4  # frames per tubelet in the paper's coarse temporal variant (arXiv:2312.07395 §4)
 FRAMES_PER_TABLE = 16  # the temporal position table covers the paper's 16-frame clips (arXiv:2312.07395 §3)
 
 
@@ -40,12 +40,12 @@ def _fits(spec: ModelSpec) -> list[str]:
 
 @register_method
 class CoarseTemporal(Method):
-    """Coarse temporal tubelets 4 x 16 x 16 instead of 2 x 16 x 16: S halves (arXiv:2312.07395 §3.2)."""
+    """Coarse temporal tubelets 4 x 16 x 16 instead of 2 x 16 x 16: S halves (arXiv:2312.07395 §4)."""
 
     name = "coarse_temporal"
     axis = "patching"
     summary = "tubelets of 4 frames instead of 2 (half the tokens)"
-    reference = "arXiv:2312.07395 §3.2"
+    reference = "arXiv:2312.07395 §4"
 
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return _coarse_temporal(spec)
@@ -53,13 +53,13 @@ class CoarseTemporal(Method):
 
 @register_method
 class CoarseSpatial(Method):
-    """Coarse spatial tubelets 2 x 32 x 32 instead of 2 x 16 x 16: S drops to 1/4 (arXiv:2312.07395 §3.2).
+    """Coarse spatial tubelets 2 x 32 x 32 instead of 2 x 16 x 16: S drops to 1/4 (arXiv:2312.07395 §4).
     Presets with other patch sizes use 2x their own patch (tiny 8 -> 16, vit-g 14 -> 28)."""
 
     name = "coarse_spatial"
     axis = "patching"
     summary = "2x larger spatial patches (32 px at the default 16; a quarter of the tokens)"
-    reference = "arXiv:2312.07395 §3.2"
+    reference = "arXiv:2312.07395 §4"
 
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return _coarse_spatial(spec)
@@ -70,12 +70,12 @@ class CoarseSpatial(Method):
 
 @register_method
 class CoarseBoth(Method):
-    """Both coarse variants: tubelets 4 x 32 x 32 (2x each preset's patch), S drops to 1/8 (arXiv:2312.07395 §3.2)."""
+    """Both coarse variants: tubelets 4 x 32 x 32 (2x each preset's patch), S drops to 1/8 (arXiv:2312.07395 §4)."""
 
     name = "coarse_both"
     axis = "patching"
     summary = "4-frame tubelets with 2x larger patches (an eighth of the tokens)"
-    reference = "arXiv:2312.07395 §3.2"
+    reference = "arXiv:2312.07395 §4"
 
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return _coarse_spatial(_coarse_temporal(spec))
@@ -86,7 +86,7 @@ class CoarseBoth(Method):
 
 @register_method
 class TubeViT(Method):
-    """Sparse multi-tube tokenizer (arXiv:2312.07395 §3.2; Piergiovanni et al. 2023, TubeViT, arXiv 2212.03229;
+    """Sparse multi-tube tokenizer (arXiv:2312.07395 §4; Piergiovanni et al. 2023, TubeViT, arXiv 2212.03229;
     tube set from daniel-code/TubeViT MODEL.md): 4 sparse 3D convolutions (kernel T×H×W / stride / offset)
     8×8×8/(16,32,32)/0, 16×4×4/(6,32,32)/(4,8,8), 4×12×12/(16,32,32)/(0,16,16), 1×16×16/(32,16,16)/0,
     tokens concatenated, fixed 3D sin-cos positions at voxel centres.
@@ -98,7 +98,7 @@ class TubeViT(Method):
     name = "tubevit"
     axis = "patching"
     summary = "several sparse 3D tube convolutions with fixed sin-cos positions (TubeViT)"
-    reference = "arXiv:2312.07395 §3.2; Piergiovanni et al. 2023, TubeViT; daniel-code/TubeViT"
+    reference = "arXiv:2312.07395 §4; Piergiovanni et al. 2023, TubeViT; daniel-code/TubeViT"
     params = {"tubes": "tubevit"}
 
     def check(self) -> None:

@@ -14,17 +14,17 @@ from vfbench.spec import CellSpec, ModelSpec
 
 @register_method
 class Full(Method):
-    """Full fine-tuning: every parameter trains (the paper's baseline, arXiv:2312.07395 §3.1)."""
+    """Full fine-tuning: every parameter trains (the paper's baseline, arXiv:2312.07395 §4)."""
 
     name = "full"
     axis = "tuning"
     summary = "every parameter trainable (the baseline)"
-    reference = "arXiv:2312.07395 §3.1"
+    reference = "arXiv:2312.07395 §4"
 
 
 @register_method
 class AdapterTuning(Method):
-    """Houlsby MLP adapters after the feed-forward block of every video layer (arXiv:2312.07395 §3.2; Houlsby et al.
+    """Houlsby MLP adapters after the feed-forward block of every video layer (arXiv:2312.07395 §4; Houlsby et al.
     2019): h + W_up·GELU(W_down·h) in Block.post_mlp, W_up zero-initialised so training starts from the
     frozen model. The video backbone is frozen; the patch embedding (conv and position tables) trains as
     in the paper ("the new 3D patch conv is always trained"), and so do the text tower, the projections
@@ -37,7 +37,7 @@ class AdapterTuning(Method):
     name = "adapter"
     axis = "tuning"
     summary = "Houlsby bottleneck adapters after every MLP, backbone frozen"
-    reference = "arXiv:2312.07395 §3.2; Houlsby et al. 2019; AIM (Yang et al. 2023) bottleneck 0.25·D"
+    reference = "arXiv:2312.07395 §4; Houlsby et al. 2019; AIM (Yang et al. 2023) bottleneck 0.25·D"
     params = {"bottleneck": 0.25}
 
     def check(self) -> None:
@@ -57,14 +57,14 @@ class AdapterTuning(Method):
 @register_method
 class LoRATuning(Method):
     """LoRA on every video layer's attention (qkv, out proj; FST's temporal attention too) and MLP (fc1,
-    fc2): W x + (α/r)·B A x, A Kaiming-uniform, B zero, W frozen (arXiv:2312.07395 §3.2; Hu et al. 2021,
+    fc2): W x + (α/r)·B A x, A Kaiming-uniform, B zero, W frozen (arXiv:2312.07395 §4; Hu et al. 2021,
     microsoft/LoRA loralib/layers.py). The patch embedding trains as in the paper; text tower,
     projections and temperature train. Rank and α are [R] (paper: unknown; r = 4–16 suggested)."""
 
     name = "lora"
     axis = "tuning"
     summary = "low-rank updates on attention and MLP linears, backbone frozen"
-    reference = "arXiv:2312.07395 §3.2; Hu et al. 2021, LoRA, microsoft/LoRA loralib"
+    reference = "arXiv:2312.07395 §4; Hu et al. 2021, LoRA, microsoft/LoRA loralib"
     params = {"rank": 8, "alpha": 16.0}
 
     def check(self) -> None:
@@ -79,7 +79,7 @@ class LoRATuning(Method):
 
 @register_method
 class TemporalOnly(Method):
-    """Factorised temporal adaptation, LiteVL-style (arXiv:2312.07395 §3.2; Chen et al. 2022, LiteVL): with
+    """Factorised temporal adaptation, LiteVL-style (arXiv:2312.07395 §4; Chen et al. 2022, LiteVL): with
     factorized_self_attention, train only the temporal MSA, its LayerNorm and the gates α, plus the patch
     embedding (the paper always trains the new 3D patch conv), text tower, projections and temperature.
     Needs factorized self-attention (compose it, or use the fst_temporal recipe)."""
@@ -87,7 +87,7 @@ class TemporalOnly(Method):
     name = "temporal_only"
     axis = "tuning"
     summary = "train only FST's temporal attention and gates (needs factorized_self_attention)"
-    reference = "arXiv:2312.07395 §3.2; Chen et al. 2022, LiteVL"
+    reference = "arXiv:2312.07395 §4; Chen et al. 2022, LiteVL"
 
     def not_supported_reasons(self, cell: CellSpec, spec: ModelSpec) -> list[str]:
         if spec.attention != "factorized_self_attention":
@@ -103,7 +103,7 @@ class TemporalOnly(Method):
 
 @register_method
 class LastK(Method):
-    """Layer freezing for short->long (arXiv:2312.07395 §3.2, §3.3 stage 1b): freeze the first L−k layers and run
+    """Layer freezing for short->long (arXiv:2312.07395 §4; Fig. 5, stage 1b): freeze the first L−k layers and run
     them without autograd (`no_grad_prefix`), so they store no activations; tune the last k layers, the
     final norm and readout, plus text tower, projections and temperature. The patch embedding and
     position tables are frozen too: nothing before layer L−k can receive a gradient.
@@ -116,7 +116,7 @@ class LastK(Method):
     name = "last_k"
     axis = "tuning"
     summary = "tune only the last k layers; the frozen prefix runs without autograd"
-    reference = "arXiv:2312.07395 §3.2, §3.3 (LongViViT: last 4 layers tuned)"
+    reference = "arXiv:2312.07395 §4; Fig. 5 (LongViViT: last 4 layers tuned)"
     params = {"k": 4}
 
     def check(self) -> None:

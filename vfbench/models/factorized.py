@@ -22,7 +22,7 @@ DEFAULT_TEMPORAL_LAYERS = 4  # ViViT model 2 with ViT-B: 12 spatial + 4 temporal
 
 
 class FactorizedSelfAttentionBlock(Block):
-    """ViViT model 3 as the paper runs it (arXiv:2312.07395 §3.1), order space -> time:
+    """ViViT model 3 as the paper runs it (arXiv:2312.07395 §4), order space -> time:
 
         x <- x + MSA_s(LN(x))                    over the N tokens of each slice   # (B, T', N, D)
         x <- x + tanh(alpha) · MSA_t(LN_t(x))    over the T' slices at each position # (B, N, T', D)
@@ -107,7 +107,7 @@ class FactorizedSelfAttentionEncoder(VideoEncoder):
 
 @register_encoder("factorized_encoder")
 class FactorizedEncoder(VideoEncoder):
-    """ViViT model 2 (scenic `SpaceTimeViViT`, arXiv:2312.07395 §3.1): the L-layer spatial ViT runs on each slice
+    """ViViT model 2 (scenic `SpaceTimeViViT`, arXiv:2312.07395 §4): the L-layer spatial ViT runs on each slice
     (`SliceBlock`s), its normed output is mean-pooled per slice (gap, no CLS, as the rest of vfbench), and
     `temporal_layers` joint blocks run over the T' slice tokens.
 
@@ -156,7 +156,7 @@ class FactorizedEncoder(VideoEncoder):
 
 
 def fst_extra_params(dim: int, depth: int) -> int:
-    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (arXiv:2312.07395 §3.1: ~28M ViT-B, ~101M ViT-L)."""
+    """Parameters FST adds over the joint ViT: (4D² + 4D + 2D + 1) per layer (arXiv:2312.07395 §4: ~28M ViT-B, ~101M ViT-L)."""
     return depth * (4 * dim * dim + 6 * dim + 1)
 
 

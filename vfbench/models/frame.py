@@ -1,6 +1,6 @@
 """Frame-level encoders: an image ViT run on each frame, then temporal average or attention pooling.
 
-The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (arXiv:2312.07395 §3.1:
+The paper's "Avg frame-level" and "Att-pool frame-level" baselines and the ImageViT model (arXiv:2312.07395 §4:
 the L_t = 0 case of ViViT's factorised encoder). Each frame is embedded with 2D patches (tubelet 1) and
 no temporal position table, so the per-frame encoder is exactly an image ViT; attention never crosses
 frames. `SliceBlock` (a block applied to each time slice separately) is shared with the factorised

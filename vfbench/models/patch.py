@@ -5,7 +5,7 @@ N = (H/p)(W/p) tokens (arXiv:2312.07395 §3, default 2 x 16 x 16). Position embe
 table (N, D) plus a learned temporal table (L_t, D), linearly interpolated when T' differs from L_t,
 so one model runs at any frame count (as ViViT/TimeSformer extend 16-frame models to longer clips).
 With `temporal_pos=False` there is no temporal table: the per-frame 2D path of frame-level encoders,
-which see each frame as an image (arXiv:2312.07395 §3.1).
+which see each frame as an image (arXiv:2312.07395 §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parameter-efficient pieces (arXiv:2312.07395 §3.2): Houlsby MLP adapters, LoRA linears, and freezing.
+"""Parameter-efficient pieces (arXiv:2312.07395 §4): Houlsby MLP adapters, LoRA linears, and freezing.
 
 Both start as the identity on the frozen model (zero up-projection / zero B), so the adapted model's
 output at init equals the base model's.
@@ -19,7 +19,7 @@ class Adapter(nn.Module):
     """Houlsby et al. 2019 bottleneck adapter on a sub-layer's output h: h + W_up·GELU(W_down·h).
 
     W_up (weight and bias) is zero at init [R: near-identity init, as AIM]; placed in Block.post_mlp,
-    i.e. after the feed-forward block and before its residual add (arXiv:2312.07395 §3.2).
+    i.e. after the feed-forward block and before its residual add (arXiv:2312.07395 §4).
     """
 
     def __init__(self, dim: int, bottleneck: int):
@@ -108,7 +108,7 @@ def unfreeze(modules: Iterable[nn.Module]) -> None:
 
 def freeze_video_backbone(video: nn.Module, keep: Iterable[nn.Module] = ()) -> None:
     """Freeze the video tower except its patch embedding (the paper always trains the new 3D patch conv,
-    arXiv:2312.07395 §3.2), a randomly initialised readout (`pool`, if any) and the given modules."""
+    arXiv:2312.07395 §4), a randomly initialised readout (`pool`, if any) and the given modules."""
     freeze([video])
     unfreeze([video.patch, *filter(None, [getattr(video, "pool", None)]), *keep])
 

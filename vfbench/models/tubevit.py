@@ -1,4 +1,4 @@
-"""TubeViT sparse tube tokenizer (Piergiovanni et al. 2023, arXiv 2212.03229; arXiv:2312.07395 §3.2).
+"""TubeViT sparse tube tokenizer (Piergiovanni et al. 2023, arXiv 2212.03229; arXiv:2312.07395 §4).
 
 Several sparse 3D convolutions with different kernels, strides and offsets read the same clip; their
 tokens are concatenated (grid None: the set has no (T', N) structure) and get fixed 3D sin-cos position
@@ -9,7 +9,7 @@ TubeViT paper's ViT-B/16 at 224 px) and scaled by patch_size / 16 for a preset, 
 patches, 32 px) samples as coarsely *relative to its patches* as ViT-B does (at least 1 px each).
 Kernels longer than the input along an axis are clamped to it (offset dropped to 0 if it leaves no
 room); along time this depends on the clip, so the conv weight is cropped to its central k_t frames at
-run time. Tokens per tube: prod_d ceil((X_d - o_d - k_d + 1) / s_d)  (arXiv:2312.07395 §3.2).
+run time. Tokens per tube: prod_d ceil((X_d - o_d - k_d + 1) / s_d)  (arXiv:2312.07395 §4).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def init_from_image(model, state: dict) -> list[str]:
             missing.append(name)
     for blk in getattr(model.video, "blocks", []):
         if hasattr(blk, "copy_spatial_to_temporal"):
-            blk.copy_spatial_to_temporal()  # FST: temporal MSA starts as a copy of the spatial one (arXiv:2312.07395 §3.1)
+            blk.copy_spatial_to_temporal()  # FST: temporal MSA starts as a copy of the spatial one (arXiv:2312.07395 §4)
             missing = [m for m in missing if ".attn_t." not in m and ".norm_t." not in m]
     return missing
 

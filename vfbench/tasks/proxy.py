@@ -19,7 +19,7 @@ lose more at 250 than at 500 steps, which that file shows); plus gradient clippi
 FST with 75% masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~10-20 s,
 once per seed): 300 left the image model at chance on shape and position.
 
-Short->long (arXiv:2312.07395 §3.3, stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
+Short->long (arXiv:2312.07395, Fig. 5, stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
 It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
 trained here exactly as that cell trains it), and continues for `long_steps` (50) at its own frame count.
 So a 32-frame cell costs 50 steps at 32 frames, not 250, and its record says so (acc_init, acc_steps,
@@ -147,7 +147,7 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
     else:
         loss, cached = load_or_train_short(model, short, budget, cache, device)
         short_cached = cached
-    if short is not None and short.frames < cell.frames:  # short->long (arXiv:2312.07395 §3.3, stage 1b)
+    if short is not None and short.frames < cell.frames:  # short->long (arXiv:2312.07395, Fig. 5, stage 1b)
         loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
         init, steps, warmup = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup
         short_frames, short_steps = short.frames, budget.steps
