@@ -96,12 +96,6 @@ def estimate_cells(cells: list[CellSpec], jobs: int = 1) -> list[Record]:
     groups: dict[tuple, list[CellSpec]] = {}
     for c in {c.key: c for c in cells}.values():
         groups.setdefault((c.model, c.method, c.dtype, c.device, c.seed), []).append(c)
-    work = [tuple(g) for g in groups.values()]
-    if jobs <= 1 or len(work) < 2:
-        return [r for g in work for r in _estimate_group(g)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from vfbench.estimate.sweep import map_jobs
 
-    ctx = multiprocessing.get_context("spawn")  # no fork after torch's thread pools exist
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
-        return [r for recs in pool.map(_estimate_group, work) for r in recs]
+    return [r for recs in map_jobs(_estimate_group, [tuple(g) for g in groups.values()], jobs) for r in recs]

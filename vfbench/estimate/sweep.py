@@ -151,12 +151,19 @@ def run_job(job: Job) -> JobResult:
     return JobResult(tuple(records), tuple(answers), traces, probes, time.perf_counter() - t0)
 
 
+def map_jobs(fn, work: list, jobs: int) -> list:
+    """fn over work, in order: here, or in up to `jobs` spawned processes (no fork after torch's thread
+    pools exist). A trace is pure Python dispatch, so processes are what make it parallel."""
+    if jobs <= 1 or len(work) < 2:
+        return [fn(w) for w in work]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
+        return list(pool.map(fn, work))
+
+
 def estimate_grid(cells: list[CellSpec], budgets: tuple = (), max_frames: int = 16384, jobs: int = 1) -> list[JobResult]:
     """Estimate every cell (and answer every budget per method); results in job order. jobs > 1 runs the
     jobs in that many spawned processes (each pays ~2 s of imports, so small grids run here)."""
     work = plan(cells, budgets, max_frames)
-    if jobs <= 1 or len(work) < 2 or (len(cells) < 10 and not budgets):
-        return [run_job(j) for j in work]
-    ctx = multiprocessing.get_context("spawn")  # no fork after torch's thread pools exist
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
-        return list(pool.map(run_job, work))
+    small = len(cells) < 10 and not budgets
+    return map_jobs(run_job, work, 1 if small else jobs)
