@@ -130,6 +130,13 @@ def test_bad_claims_input_is_exit_2(capsys):
     assert "error" in capsys.readouterr().err
 
 
+def test_bad_jobs_are_one_line_before_any_estimate(capsys):
+    for jobs in ("abc", "0", "-1"):
+        assert main(["claims", "--jobs", jobs, "--batches", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("vfbench: error: --jobs"), err
+
+
 def test_claims_command_end_to_end(tmp_path, capsys):
     """Every claim gets a row with a verdict; the table file starts with the command that wrote it."""
     args = ["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--jobs", "1",

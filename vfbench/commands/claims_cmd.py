@@ -73,10 +73,11 @@ def command_of(args) -> str:
 
 def run(args) -> int:
     from vfbench.claims.check import check_claims
+    from vfbench.commands.estimate_cmd import _int
     from vfbench.claims.table import json_lines, markdown, terminal
 
     g = grid_settings(args)
-    jobs = int(args.jobs) if args.jobs else max(1, min(4, os.cpu_count() or 1))
+    jobs = _int("jobs", args.jobs) if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
     t0 = time.perf_counter()
     rows = check_claims(g, Path(args.proxy_results), jobs)
     seconds = time.perf_counter() - t0
