@@ -4,12 +4,14 @@
     python benchmarks/proxy_honesty.py example                # time the README's accuracy example end to end
     python benchmarks/proxy_honesty.py tables                 # honesty.md from cells.jsonl
 
-Plans (PLANS below): core (joint, frame_avg), repeat (joint seed 0 again, in an empty cache), seeds
-(joint seeds 1, 2), spatial (coarse_spatial, coarse_temporal), masking / peft / extra (the findings
-table, seed 0), findings1 / findings2 (the same with seeds 1 and 2), long (32-frame cells, short->long),
-and budget variants (VARIANTS): direct (32 frames trained from stage 1), redundancy (4-frame events),
-steps120 / steps200 / steps500. A cell already in cells.jsonl with the same budget is skipped, except in
-repeat. Each line records the command, thread count, cache dir and wall time.
+Plans (PLANS below): findings (the findings table's 17 methods x seeds 0-2 at T = 16, default budget),
+findings2x (the same at twice the step cap), needle (the same with the earlier 2-frame events), repeat (joint
+seed 0 again, in an empty cache), long (32-frame cells, short->long). `--shard i/n` splits the cells over n
+processes. A cell already in cells.jsonl with the same budget is skipped, except in repeat; under the larger
+cap, a cell that stopped on its plateau before the default cap is that same run and is copied with
+`same_run_as`. Each line records the command, commit, thread count, cache dir and wall time.
+cells-fixed250.jsonl keeps the cells of the earlier fixed 250-step budget with 2-frame events (written by
+this script's earlier plans at commit 14d47e6 and before).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from vfbench.measure.env import git_commit
 from vfbench.spec import CellSpec
 from vfbench.tasks.proxy import ProxyUnsupported, default_budget, measure_accuracy
 
@@ -36,36 +39,23 @@ CELLS_FILE = OUT / "cells.jsonl"
 
 FINDING_METHODS = (
     "joint", "mask(ratio=0.5)", "effshortvivit", "factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)",
-    "factorized_self_attention+mask(ratio=0.75)", "frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)",
+    "factorized_self_attention+mask(ratio=0.75)", "factorized_self_attention+mask(aligned=1,ratio=0.75)",
+    "frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)",
     "adapter", "lora", "fst_temporal", "coarse_temporal", "coarse_spatial", "tubevit", "longvivit",
 )
+SEEDS = (0, 1, 2)
 PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
-    "core": [("joint", 16, 0), ("frame_avg", 16, 0)],
+    # the findings table's cells over three seeds, at the default budget (plateau rule, default redundancy)
+    "findings": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    # the same at twice the cap; a cell that stopped on its plateau before the default cap is the same run (see run())
+    "findings2x": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    # the same with the earlier 2-frame events (one tubelet: far less redundancy than 1-FPS video)
+    "needle": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
     "repeat": [("joint", 16, 0)],
-    "seeds": [("joint", 16, 1), ("joint", 16, 2)],
-    "spatial": [("coarse_spatial", 16, 0), ("coarse_temporal", 16, 0)],
-    "masking": [(m, 16, 0) for m in ("mask(ratio=0.5)", "effshortvivit", "factorized_self_attention",
-                                     "factorized_self_attention+mask(ratio=0.5)", "factorized_self_attention+mask(ratio=0.75)",
-                                     "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)")],
-    "peft": [(m, 16, 0) for m in ("adapter", "lora", "fst_temporal")],
-    "extra": [(m, 16, 0) for m in ("coarse_both", "tubevit", "longvivit", "tube_mask(ratio=0.75)", "factorized_encoder")],
     "long": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
-    "direct": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
-    "redundancy": [("joint", 16, 0), ("effshortvivit", 16, 0)],
-    # the findings table's cells with two more seeds, so its verdicts rest on the mean of three
-    "findings1": [(m, 16, 1) for m in FINDING_METHODS],
-    "findings2": [(m, 16, 2) for m in FINDING_METHODS],
-    "steps120": [("joint", 16, 0)],
-    "steps200": [("joint", 16, 0)],
-    "steps500": [(m, 16, 0) for m in ("joint", "coarse_spatial", "mask(ratio=0.5)")],
 }
-# Plans that train with a variant of the default budget: redundancy changes the task (longer events =
-# more redundancy, which masking should tolerate); direct trains 32-frame cells from stage 1 for the full budget
-# instead of continuing the 16-frame model (short->long), to show what the continuation changes.
-# stepsN train for N steps instead of the default, to show where the honesty checks start to hold and
-# which results move with the budget.
-VARIANTS = {"redundancy": {"task": {"event_frames": 4}}, "direct": {"short_frames": 0},
-            "steps120": {"steps": 120}, "steps200": {"steps": 200}, "steps500": {"steps": 500}}
+# Plans that train with a variant of the default budget.
+VARIANTS = {"findings2x": {"steps": 2 * default_budget("cpu").steps}, "needle": {"task": {"event_share": 0.0, "event_frames": 2}}}
 
 
 def plan_budget(plan: str):
@@ -81,24 +71,47 @@ def load_cells() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def append_line(plan: str, method: str, frames: int, seed: int, status: str, wall_s, **fields) -> None:
+def append_line(plan: str, method: str, frames: int, seed: int, status: str, wall_s, **fields) -> dict:
     """One line of cells.jsonl: the cell, the threads and torch it ran with, then `fields`."""
     line = {"plan": plan, "method": method, "frames": frames, "seed": seed, "status": status, "wall_s": wall_s,
             "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
             "torch": torch.__version__, **fields}
     with CELLS_FILE.open("a") as f:
         f.write(json.dumps(line) + "\n")
+    return line
 
 
-def run(plans: list[str], model: str) -> None:
-    done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)) for c in load_cells()}
+def same_run_under_default_cap(done: dict, method: str, frames: int, seed: int, budget) -> dict | None:
+    """The default-budget line of this cell when the larger-cap budget would train it identically: it stopped
+    on its plateau before the default cap, and the learning rate does not depend on the cap (schedule.py,
+    tested in tests/test_proxy.py), so the larger cap changes nothing."""
+    base = default_budget("cpu")
+    if budget.rule != "plateau" or dataclasses.replace(budget, steps=base.steps) != base:
+        return None
+    line = done.get((method, frames, seed, json.dumps(base.to_dict(), sort_keys=True)))
+    return line if line and line.get("acc_stop") == "plateau" else None
+
+
+def run(plans: list[str], model: str, shard: str) -> None:
+    """Train the plans' cells; `shard` "i/n" takes every n-th cell from the i-th, so n processes split a plan."""
+    index, count = (int(x) for x in shard.split("/"))
+    done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)): c for c in load_cells()}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    commit = git_commit()
     OUT.mkdir(parents=True, exist_ok=True)
     for plan in plans:
         budget = plan_budget(plan)
-        for method, frames, seed in PLANS[plan]:
+        for i, (method, frames, seed) in enumerate(PLANS[plan]):
+            if i % count != index:
+                continue
             ident = (method, frames, seed, json.dumps(budget.to_dict(), sort_keys=True))
             if plan != "repeat" and ident in done:
+                continue
+            same = same_run_under_default_cap(done, method, frames, seed, budget)
+            if same is not None:
+                append_line(plan, method, frames, seed, "ok", 0.0, command=command, commit=commit, budget=budget.to_dict(),
+                            same_run_as=same["plan"], **{k: v for k, v in same.items() if k.startswith("acc_")})
+                print(f"{plan} {method} T={frames} seed={seed}: the {same['plan']} run (stopped on its plateau)", flush=True)
                 continue
             cell = CellSpec(model, method, frames, 2, "fp32", "cpu", seed)
             start = time.perf_counter()
@@ -108,9 +121,9 @@ def run(plans: list[str], model: str) -> None:
             except ProxyUnsupported as exc:
                 metrics, status = {"reason": str(exc)}, "unsupported"
             wall = round(time.perf_counter() - start, 1)
-            append_line(plan, method, frames, seed, status, wall, command=command,
-                        cache=os.environ.get("VFBENCH_CACHE", "default"), budget=budget.to_dict(), **metrics)
-            done.add(ident)
+            line = append_line(plan, method, frames, seed, status, wall, command=command, commit=commit,
+                               cache=os.environ.get("VFBENCH_CACHE", "default"), budget=budget.to_dict(), **metrics)
+            done[ident] = line
             print(f"{plan} {method} T={frames} seed={seed}: {status} {wall} s", flush=True)
 
 
@@ -145,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run")
     r.add_argument("plans", nargs="+", choices=sorted(PLANS))
     r.add_argument("--model", default="small", help="the cell's preset (the proxy model is fixed; see tasks/proxy.py)")
+    r.add_argument("--shard", default="0/1", help="i/n: train every n-th cell from the i-th (n processes split the plans)")
     sub.add_parser("tables")
     sub.add_parser("example", help="time `vfbench run " + " ".join(EXAMPLE) + "` end to end; append its cells")
     args = p.parse_args(argv)
     if args.cmd == "run":
-        run(args.plans, args.model)
+        run(args.plans, args.model, args.shard)
     elif args.cmd == "example":
         example()
     else:

@@ -101,3 +101,31 @@ def test_zero_ratio_masks_nothing():
 def test_ratio_outside_unit_interval_is_a_user_error(text):
     with pytest.raises(UserError, match=r"\[0, 1\)"):
         get_method(text)
+
+
+@pytest.mark.parametrize("encoder", ["factorized_self_attention", "factorized_encoder", "frame_avg"])
+def test_aligned_masking_keeps_the_same_positions_in_every_slice_of_grid_encoders(encoder):
+    """mask(aligned=1) on an encoder that attends over time per position: every slice keeps the same spatial
+    positions, so each position's temporal sequence stays whole; without it each slice draws its own."""
+    for aligned, same in ((1, True), (0, False)):
+        setup = build_setup(CellSpec("tiny", f"{encoder}+mask(ratio=0.75,aligned={aligned})", 8, 2))
+        (hook,) = setup.model.video.token_hooks
+        T, N = 4, 16
+        kept, grid = hook(_positions(3, T, N), (T, N), torch.Generator().manual_seed(aligned))
+        positions = kept.reshape(3, T, -1, 2)[..., 1]  # (B, T, N_keep) spatial index of each kept token
+        assert grid == (T, 4)
+        assert torch.equal(positions, positions[:, :1].expand_as(positions)) == same
+        train_step(setup)
+        video = setup.model.video
+        t, n = video.patch.layout(8).grid
+        assert video.last_grid == (t, keep_count(n, 0.75)) and video.last_layout == video.train_layout(8)
+
+
+def test_aligned_is_a_no_op_for_joint_attention_and_old_labels_keep_their_meaning():
+    assert get_method("mask(ratio=0.5)").label == "mask(ratio=0.5)"  # stored records name the same method
+    assert get_method("mask(ratio=0.75,aligned=1)").label == "mask(aligned=1,ratio=0.75)"
+    a = build_setup(CellSpec("tiny", "mask(ratio=0.75,aligned=1)", 8, 2)).model.video.token_hooks
+    b = build_setup(CellSpec("tiny", "mask(ratio=0.75)", 8, 2)).model.video.token_hooks
+    assert a == b  # the same unstructured per-clip hook
+    with pytest.raises(UserError, match="aligned"):
+        get_method("mask(ratio=0.5,aligned=2)")

@@ -18,10 +18,12 @@ from vfbench.tasks.proxy import (
     ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy, proxy_spec,
 )
 from vfbench.tasks.result import ProxyAccuracy
-from vfbench.tasks.schedule import lr_factor
+from vfbench.tasks.schedule import Plateau, fit_until_plateau, lr_factor
+from vfbench.tasks.synthetic import clip_batch, seeded, sprite_bank
 
 # A budget that exercises every stage in a few seconds; it learns nothing, which is not what is tested.
-TINY = ProxyBudget(steps=3, batch=24, warmup=1, stage1_steps=2, stage1_batch=16, width=32, heads=2, eval_queries=12)
+TINY = ProxyBudget(rule="fixed", steps=3, batch=24, warmup=1, stage1_steps=2, stage1_batch=16, width=32, heads=2, eval_queries=12,
+                   val_queries=12, val_every=2)
 KEYS = [f"acc_{p}_{g}" for p in ("r1", "chance") for g in ("random", "temporal", "spatial", "shuffled", "single_frame")]
 
 
@@ -119,7 +121,7 @@ def test_unsupported_cells_raise_with_reasons(tmp_path):
     with pytest.raises(ProxyUnsupported, match="multiple of the tubelet"):
         measure_accuracy(cell(frames=7), TINY, tmp_path)
     with pytest.raises(ProxyUnsupported, match="cannot hold"):
-        measure_accuracy(cell(frames=4), TINY, tmp_path)
+        measure_accuracy(cell(frames=2), TINY, tmp_path)
 
 
 def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
@@ -129,8 +131,8 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
     calls, seen = [], {}
     real_train, real_eval = proxy.train, proxy.evaluate
 
-    def train(model, b, frames, seed, device, dtype, steps, warmup):
-        calls.append((frames, steps))
+    def train(model, b, frames, seed, device, dtype, steps=None, warmup=None):
+        calls.append((frames, b.steps if steps is None else steps))
         return real_train(model, b, frames, seed, device, dtype, steps, warmup)
 
     def evaluate(model, *args, **kwargs):
@@ -145,7 +147,8 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
     assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # the evaluated model
 
     calls.clear()
-    monkeypatch.setattr(proxy, "train", lambda model, *a: calls.append(a[1:2] + a[5:6]) or 0.0)  # no-op: see the start
+    no_op = proxy.Trace(2, 2, "fixed", (), 0.0)
+    monkeypatch.setattr(proxy, "train", lambda model, *a: calls.append(a[1:2] + a[5:6]) or no_op)  # no-op: see the start
     measure_accuracy(cell(frames=12), budget, tmp_path / "a")
     assert calls == [(12, 2)]  # only the continuation, at its own T, for long_steps
     assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # it started there
@@ -177,3 +180,54 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("VFBENCH_CACHE")
     assert default_cache_dir().parts[-3:] == (".cache", "vfbench", "proxy")
+
+
+def _tiny_training(seed=0):
+    """A tiny proxy model and a deterministic batch source for stopping-rule tests."""
+    torch.manual_seed(seed)
+    model = build_model(proxy_spec(TINY)).train()
+    bank = sprite_bank(TINY.task)
+    return model, lambda step: clip_batch(TINY.task, 6, 12, 0.5, 6, seeded(seed, 1, step), bank)
+
+
+def test_plateau_stops_when_validation_stops_improving_and_keeps_the_best_model():
+    model, batch_at = _tiny_training()
+    scores = iter([0.2, 0.5, 0.503, 0.49, 0.45, 0.9])  # best at the 2nd validation; +0.003 is no gain at min_delta 0.005
+    states = []
+
+    def validate():
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    trace = fit_until_plateau(model, batch_at, 40, 1e-3, 0.0, 1, 0.0, Plateau(validate, 2, 3, 0.005))
+    assert trace.stop == "plateau" and trace.steps_run == 10 and trace.steps == 4
+    assert trace.curve == ((2, 0.2), (4, 0.5), (6, 0.503), (8, 0.49), (10, 0.45))
+    assert all(torch.equal(v, states[1][k]) for k, v in model.state_dict().items())  # back at step 4's model
+    capped = fit_until_plateau(*_tiny_training(), 5, 1e-3, 0.0, 1, 0.0, Plateau(lambda: 0.1, 2, 9, 0.0))
+    assert capped.stop == "cap" and capped.steps_run == 5 and [n for n, _ in capped.curve] == [2, 4, 5]
+
+
+def test_a_run_that_stops_on_its_plateau_is_the_same_run_under_a_larger_cap():
+    """The learning rate does not depend on the cap (constant after warm-up), so the 2x-budget result of a cell
+    that plateaued before the default cap is that same run: the honesty benchmark relies on it."""
+    runs = []
+    for cap in (30, 60):
+        model, batch_at = _tiny_training()
+        trace = fit_until_plateau(model, batch_at, cap, 1e-3, 0.0, 2, 1.0, Plateau(lambda: 0.3, 3, 2, 0.005))
+        runs.append((trace, model.state_dict()))
+    (a, sa), (b, sb) = runs
+    assert a == b and a.stop == "plateau" and a.steps_run == 9
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_plateau_budget_records_its_rule_curve_and_compute(tmp_path):
+    budget = dataclasses.replace(TINY, rule="plateau", steps=4, val_every=2, patience=5)
+    out = measure_accuracy(cell("mask(ratio=0.5)"), budget, tmp_path)
+    assert out.rule == "plateau" and out.stop == "cap" and out.steps_run == 4 and [n for n, _ in out.curve] == [2, 4]
+    assert out.schedule == "constant" and 1 <= out.steps <= 4
+    full = measure_accuracy(cell("joint"), budget, tmp_path)
+    assert out.train_flops == 4 * out.step_flops and 0 < out.step_flops < full.step_flops  # masking halves the tokens
+    back = ProxyAccuracy.from_dict(out.to_dict())
+    assert back == out and back.curve == out.curve
+    with pytest.raises(ValueError, match="rule"):
+        ProxyBudget(rule="until-bored")

@@ -196,10 +196,10 @@ def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
     """--accuracy puts the proxy's acc_* keys in the record next to memory and time (tiny proxy budget)."""
     monkeypatch.setenv("VFBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("VFBENCH_PROXY_BUDGET", json.dumps(
-        {"steps": 3, "batch": 8, "warmup": 1, "stage1_steps": 2, "stage1_batch": 8, "eval_queries": 12}))
+        {"steps": 3, "batch": 8, "warmup": 1, "stage1_steps": 2, "stage1_batch": 8, "eval_queries": 12, "val_queries": 12}))
     store = RunStore(tmp_path / "run")
     store.create({})
-    sweep = _sweep(frames=(4, 16, 32), accuracy="all", estimate=False)
+    sweep = _sweep(frames=(2, 16, 32), accuracy="all", estimate=False)
     records = run_sweep(sweep, store, LocalExecutor(300, tmp_path))
     r4, r16, r32 = records
     assert r16.status == "ok" and r16.peak_allocated_mib > 0 and r16.step_ms_median > 0
@@ -210,7 +210,7 @@ def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
     # short->long across cell processes: the 32-frame cell continues the model the 16-frame cell cached
     assert r16.extra["acc_init"] == "stage1" and r16.extra["acc_short_cached"] is False
     assert r32.extra["acc_init"] == "stage2 at 16 frames" and r32.extra["acc_short_cached"] is True
-    assert r4.status == "ok" and "acc_reason" in r4.extra  # 4 frames cannot hold the task's events
+    assert r4.status == "ok" and "acc_reason" in r4.extra  # 2 frames cannot hold the task's 3 events
     off = _sweep(frames=(8,)).cells()
     assert not any(c.accuracy for c in off)
     cpu_default = _sweep(methods=("joint", "effshortvivit", "lora"), frames=(8, 32, 64), accuracy="on").cells()

@@ -9,7 +9,8 @@ import torch
 
 from vfbench.tasks.galleries import BUILDERS, GallerySizes, gallery_chunks, middle_frame, shuffle_frames
 from vfbench.tasks.synthetic import (
-    Scenes, TaskConfig, captions, clip_batch, image_batch, permutations, render, sample_scenes, seeded, sprite_bank,
+    Scenes, TaskConfig, captions, clip_batch, hidden_chance, image_batch, permutations, render, sample_scenes, seeded,
+    sprite_bank,
 )
 
 CFG = TaskConfig()
@@ -17,9 +18,10 @@ QUIET = TaskConfig(noise=0.0)
 T = 12
 
 
-def windows(scenes, k_only=None, duration=CFG.event_frames):
+def windows(scenes, k_only=None, duration=None):
     """(n, T) bool: frames where any (or event k's) sprite is visible."""
     n, frames = scenes.noise.shape[0], scenes.frames
+    duration = CFG.duration(frames) if duration is None else duration
     out = torch.zeros(n, frames, dtype=torch.bool)
     for k in range(scenes.events.shape[1]) if k_only is None else [k_only]:
         for d in range(duration):
@@ -47,7 +49,7 @@ def test_batch_shapes_captions_and_event_times():
     scenes = sample_scenes(CFG, 200, T, seeded(1))
     for k in range(CFG.events):  # event k lies whole inside the k-th third of the clip
         assert (scenes.starts[:, k] >= k * T // 3).all()
-        assert (scenes.starts[:, k] + CFG.event_frames <= (k + 1) * T // 3).all()
+        assert (scenes.starts[:, k] + CFG.duration(T) <= (k + 1) * T // 3).all()
     codes = scenes.events[..., 0] * 100 + scenes.events[..., 1] * 10 + scenes.events[..., 2]
     assert all(len(set(row.tolist())) == CFG.events for row in codes)  # distinct events per clip
 
@@ -102,7 +104,7 @@ def test_spatial_gallery_differs_in_one_detail():
             assert diff.sum() == 1 and not diff[:, 0].any()  # one position or shape, never a colour
             k = int(diff.any(dim=1).nonzero())
             frames = torch.zeros(T, dtype=torch.bool)
-            frames[scenes.starts[i * 6 + j, k] : scenes.starts[i * 6 + j, k] + CFG.event_frames] = True
+            frames[scenes.starts[i * 6 + j, k] : scenes.starts[i * 6 + j, k] + CFG.duration(T)] = True
             changed = (video[i, j] != video[i, t]).any(dim=(0, 2, 3))  # (T,)
             assert changed.any() and not changed[~frames].any()  # pixels differ only in that event's frames
             assert (ids[i, 0] != captions(CFG, events[i, j][None])[0]).sum() == 1
@@ -152,4 +154,66 @@ def test_bad_configs_and_permutations():
     with pytest.raises(ValueError):
         TaskConfig(colours=99)
     with pytest.raises(ValueError):
-        sample_scenes(CFG, 1, 4, seeded(0))  # 4 frames cannot hold 3 events of 2 frames
+        sample_scenes(CFG, 1, 2, seeded(0))  # 2 frames cannot hold 3 events
+    with pytest.raises(ValueError):
+        sample_scenes(TaskConfig(event_share=0.0), 1, 4, seeded(0))  # 4 frames cannot hold 3 events of 2 frames
+
+
+@pytest.mark.parametrize("frames", [6, 12, 16, 32, 64])
+def test_default_redundancy_fills_each_part_and_is_the_same_for_every_event(frames):
+    """event_share 1: every event is shown for floor(T/K) frames, inside its own part; durations never differ
+    between events, so a bag of frames cannot read the order off how long each event is shown."""
+    dur = CFG.duration(frames)
+    assert dur == frames // CFG.events
+    scenes = sample_scenes(QUIET, 64, frames, seeded(9))
+    video = render(QUIET, scenes).permute(0, 2, 1, 3, 4).flatten(2)  # (n, T, 3·R·R)
+    shown = (video != scenes.background[:, None, None]).any(dim=2)  # (n, T)
+    assert torch.equal(shown, windows(scenes, duration=dur))
+    assert (shown.sum(dim=1) == CFG.events * dur).all()
+
+
+def test_fixed_duration_is_still_available_and_needles_are_hidden_more_often():
+    needle = TaskConfig(event_share=0.0, event_frames=2)
+    assert needle.duration(16) == needle.duration(64) == 2
+    scenes = sample_scenes(TaskConfig(event_share=0.0, event_frames=2, noise=0.0), 32, 16, seeded(4))
+    video = render(TaskConfig(event_share=0.0, event_frames=2, noise=0.0), scenes).permute(0, 2, 1, 3, 4).flatten(2)
+    shown = (video != scenes.background[:, None, None]).any(dim=2)
+    assert torch.equal(shown, windows(scenes, duration=2))
+    # masking 75% of tokens hides a whole 2-frame event far more often than an event that fills its part
+    assert hidden_chance(needle, 16, 0.75) > 5 * hidden_chance(CFG, 16, 0.75)
+    assert hidden_chance(CFG, 64, 0.75) < hidden_chance(CFG, 32, 0.75) < hidden_chance(CFG, 16, 0.75)
+    assert hidden_chance(CFG, 16, 0.0) == 0.0 and 0.0 < hidden_chance(needle, 16, 0.9) < 1.0
+    with pytest.raises(ValueError, match="event_share"):
+        TaskConfig(event_share=1.5)
+
+
+def test_hidden_chance_matches_masking_real_tokens():
+    """The formula against counting: mask real token grids of rendered needle clips and count events with no
+    visible token (tokens = 8-px patches x 2-frame tubelets, as the proxy patches clips)."""
+    from vfbench.methods.masking import random_masking
+
+    cfg = TaskConfig(event_share=0.0, event_frames=2, noise=0.0)
+    n, frames = 400, 12
+    scenes = sample_scenes(cfg, n, frames, seeded(11))
+    video = render(cfg, scenes)  # (n, 3, T, R, R)
+    hidden = 0
+    for k in range(cfg.events):
+        solo = Scenes(scenes.events[:, k : k + 1], scenes.starts[:, k : k + 1], scenes.background, scenes.noise)
+        one = render(TaskConfig(**{**cfg.to_dict(), "events": 1}), solo)
+        touched = (one != scenes.background[:, None, None, None, None]).any(dim=1)  # (n, T, R, R)
+        tokens = touched.reshape(n, frames // 2, 2, 4, 8, 4, 8).any(dim=(2, 4, 6)).reshape(n, -1)  # (n, S)
+        _, ids = random_masking(tokens[..., None].float(), 0.75, seeded(12, k))
+        hidden += int((tokens.gather(1, ids).sum(dim=1) == 0).sum())
+    assert video.shape[2] == frames
+    expected = hidden_chance(cfg, frames, 0.75)
+    assert abs(hidden / (n * cfg.events) - expected) < 0.05, (hidden / (n * cfg.events), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_clips_are_drawn_on_the_generators_device():
+    """On CUDA the batch is drawn and rendered there: no host-side clip, no copy per step."""
+    video, ids = clip_batch(CFG, 16, 12, 0.5, 6, seeded(1, device="cuda"))
+    assert video.device.type == "cuda" and ids.device.type == "cuda"
+    again, _ = clip_batch(CFG, 16, 12, 0.5, 6, seeded(1, device="cuda"))
+    assert torch.equal(video, again)

@@ -35,6 +35,9 @@ class Method:
     # Whether `--methods all` includes it. A method whose cells cost far more than the step they measure
     # (compile: minutes of code generation per cell, in a fresh process each) is asked for by name.
     in_all: ClassVar[bool] = True
+    # Parameters added after labels were stored: left out of the label at their default, so an earlier label
+    # (and every stored record) still names the same method.
+    quiet: ClassVar[tuple] = ()
 
     def __init__(self, **values):
         unknown = sorted(set(values) - set(self.params))
@@ -77,7 +80,8 @@ class Method:
     # -- identity ----------------------------------------------------------------------
     @property
     def call(self) -> MethodCall:
-        return MethodCall(self.name, tuple(sorted(self.p.items())))
+        shown = {k: v for k, v in self.p.items() if not (k in self.quiet and v == self.params[k])}
+        return MethodCall(self.name, tuple(sorted(shown.items())))
 
     @property
     def label(self) -> str:

@@ -140,7 +140,13 @@ def train_step(s: Setup, phase: Phase = _noop) -> torch.Tensor:
 def analytic_step_flops(s: Setup) -> int:
     """FLOPs of one step by formula (arXiv:2312.07395 §4, refined per matmul in models/step_flops.py): forward,
     the input- and weight-gradient matmuls autograd actually runs, checkpointing's recomputed forward."""
-    video = s.model.video
-    layout = video.last_layout or video.patch.layout(s.cell.frames)
-    grid = video.flops_grid(s.cell.frames, layout.tokens)
-    return step_flops(s.model, s.cell.frames, s.cell.batch, s.spec.text_len, layout.tokens, grid).total
+    return model_step_flops(s.model, s.cell.frames, s.cell.batch, s.spec.text_len)
+
+
+def model_step_flops(model, frames: int, batch: int, text_len: int, layout=None) -> int:
+    """`analytic_step_flops` of a built model: at `layout` (a TokenLayout), else the tokens its last forward
+    kept, else every token."""
+    video = model.video
+    layout = layout or video.last_layout or video.patch.layout(frames)
+    grid = video.flops_grid(frames, layout.tokens)
+    return step_flops(model, frames, batch, text_len, layout.tokens, grid).total

@@ -119,14 +119,33 @@ class RandomMask(_Masking):
     """Random per-sample token masking at train time (arXiv:2312.07395 §4; FLIP, Li et al. 2023,
     facebookresearch/flip `random_mask`; MAE `random_masking`). Keeps floor(S(1−r)) tokens per clip.
     Encoders that need a (T', N) grid (factorised, frame-level) get the per-slice form instead:
-    floor(N(1−r)) tokens in every slice (`slice_masking`)."""
+    floor(N(1−r)) tokens in every slice (`slice_masking`), each slice drawing its own positions, so the
+    temporal attention of factorised self-attention (ViViT model 3) mixes tokens of different positions.
+
+    `aligned=1`, for those grid encoders only: every slice keeps the same positions (`tube_masking`), so an
+    encoder that attends over time per position still sees one position's tokens across time. Joint attention
+    is unchanged by it (its tokens are one unstructured set). It tests whether factorised attention degrades
+    under masking because of masking itself or because per-slice masks break its per-position temporal
+    attention (the paper masks FST without saying which, arXiv:2312.07395 §4)."""
 
     name = "mask"
-    summary = "drop a random share of tokens per clip at train time (FLIP)"
+    summary = "drop a random share of tokens per clip at train time (FLIP); aligned=1: same positions per slice on grid encoders"
     reference = "arXiv:2312.07395 §4; Li et al. 2023, FLIP, facebookresearch/flip models_flip.py random_mask"
+    params = {"ratio": 0.5, "aligned": 0}
+    quiet = ("aligned",)
+
+    def check(self) -> None:
+        super().check()
+        if self.p["aligned"] not in (0, 1):
+            raise UserError(f"mask: aligned={self.p['aligned']} is not accepted; accepted: 0 (each slice draws its own positions) "
+                            "or 1 (the same positions in every slice, for factorised encoders)")
 
     def apply(self, model) -> None:
-        if self.p["ratio"] > 0:
+        if self.p["ratio"] <= 0:
+            return
+        if self.p["aligned"] and model.video.needs_grid:
+            model.video.add_token_hook(TubeMaskHook(self.p["ratio"]))
+        else:
             model.video.add_token_hook(RandomMaskHook(self.p["ratio"], model.video.needs_grid))
 
 

@@ -7,10 +7,12 @@ exactly, not 0 or 1 depending on the tie-break.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from vfbench.step import autocast
-from vfbench.tasks.galleries import GallerySizes, gallery_chunks, middle_frame, shuffle_frames
+from vfbench.tasks.galleries import KINDS, GallerySizes, gallery_chunks, middle_frame, shuffle_frames
 from vfbench.tasks.result import GalleryScore
 from vfbench.tasks.synthetic import TaskConfig, seeded
 
@@ -41,6 +43,15 @@ def embed_videos(model, video: torch.Tensor, device: torch.device, autocast_dtyp
     return torch.cat(out)
 
 
+def chunk_recall(model, chunk, video: torch.Tensor, device: torch.device, autocast_dtype=None) -> torch.Tensor:
+    """Per-query R@1 of one gallery chunk with `video` standing for its clips (the chunk's own or a control)."""
+    n, G = chunk.ids.shape[0], chunk.group_size
+    text = model.embed_text(chunk.ids.reshape(-1, chunk.ids.shape[-1]).to(device)).float().cpu()
+    text = text.reshape(n, chunk.ids.shape[1], -1)
+    emb = embed_videos(model, video, device, autocast_dtype).reshape(n, G, -1)
+    return group_recall(text, emb, chunk.target)
+
+
 @torch.no_grad()
 def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int, device: torch.device,
              autocast_dtype=None) -> tuple[GalleryScore, ...]:
@@ -50,18 +61,14 @@ def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int
     was_training = model.training
     model.eval()
     scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("random", "temporal", "spatial", "shuffled", "single_frame")}
-    for kind in ("random", "temporal", "spatial"):
+    for kind in KINDS:
         for i, chunk in enumerate(gallery_chunks(cfg, kind, frames, sizes, seed)):
-            n, G = chunk.ids.shape[0], chunk.group_size
-            text = model.embed_text(chunk.ids.reshape(-1, chunk.ids.shape[-1]).to(device)).float().cpu()
-            text = text.reshape(n, chunk.ids.shape[1], -1)
             views = {kind: chunk.video}
             if kind == "temporal":
                 views["shuffled"] = shuffle_frames(chunk.video, seeded(seed, 99, i))
                 views["single_frame"] = middle_frame(chunk.video)
             for name, video in views.items():
-                emb = embed_videos(model, video, device, autocast_dtype).reshape(n, G, -1)
-                scores[name].append(group_recall(text, emb, chunk.target))
+                scores[name].append(chunk_recall(model, chunk, video, device, autocast_dtype))
     model.train(was_training)
     out = []
     for name, parts in scores.items():
@@ -69,3 +76,21 @@ def evaluate(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int
         size = sizes.random if name == "random" else sizes.spatial if name == "spatial" else sizes.temporal
         out.append(GalleryScore(name, round(float(per_query.mean()), 4), per_query.numel(), 1.0 / size))
     return tuple(out)
+
+
+def validator(model, cfg: TaskConfig, frames: int, sizes: GallerySizes, seed: int, device: torch.device,
+              autocast_dtype=None) -> Callable[[], float]:
+    """A function that scores `model` on validation galleries (rendered once, from their own seed, apart
+    from the test galleries): mean R@1 over random, temporal and spatial, the quantity the findings compare."""
+    chunks = {kind: list(gallery_chunks(cfg, kind, frames, sizes, seed)) for kind in KINDS}
+
+    @torch.no_grad()
+    def score() -> float:
+        was_training = model.training
+        model.eval()
+        means = [float(torch.cat([chunk_recall(model, c, c.video, device, autocast_dtype) for c in parts]).mean())
+                 for parts in chunks.values()]
+        model.train(was_training)
+        return sum(means) / len(means)
+
+    return score

@@ -12,17 +12,23 @@ A cell whose methods cannot run on the proxy (e.g. xformers attention on a CPU) 
 `ProxyUnsupported` with the methods' own reasons; the runner records them.
 
 Budget (`ProxyBudget`, the same on every device): the measured proxy set-up (batch 128 of fresh clips,
-half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, cosine) for 250 steps from the
-stage-1 init, where the honesty checks hold with a margin (results/proxy-honesty/honesty.md, "Training
-budget": joint learns event order between 120 and 200 steps, and slower learners such as coarse_spatial
-lose more at 250 than at 500 steps, which that file shows); plus gradient clipping at norm 1, without which
-FST with 75% masking collapsed to a constant embedding at step 60. Stage 1 takes 1000 steps (~10-20 s,
-once per seed): 300 left the image model at chance on shape and position.
+half in same-events-every-order groups, AdamW 2e-3, 50 warm-up steps, gradient clipping at norm 1, without
+which FST with 75% masking collapsed to a constant embedding at step 60) from the stage-1 init, trained by a
+rule that is fair to slow learners: until validation stops improving (`rule` "plateau": mean R@1 over the
+random, temporal and spatial galleries, on 256 validation queries each drawn apart from the test galleries,
+every 50 steps; stop after 3 validations without a gain above 0.005, keep the best model; at most `steps`,
+500). A fixed budget (`rule` "fixed", cosine over `steps`) favoured fast learners: joint learns event order
+by 200 steps, 50% masking by 500, so a 250-step budget judged the budget, not the method. The learning rate
+is constant after warm-up under the plateau rule, so a cell that stops on its plateau is the same run under
+any larger cap. The record keeps the rule, where it stopped and why, the validation curve and the training
+FLOPs (`acc_rule`, `acc_steps`, `acc_steps_run`, `acc_stop`, `acc_curve`, `acc_step_flops`, `acc_train_flops`),
+so accuracy can be read against training compute. Stage 1 takes 1000 steps (~10-20 s, once per seed): 300
+left the image model at chance on shape and position.
 
 Short->long (arXiv:2312.07395, Fig. 5, stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
 It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
 trained here exactly as that cell trains it), and continues for `long_steps` (50) at its own frame count.
-So a 32-frame cell costs 50 steps at 32 frames, not 250, and its record says so (acc_init, acc_steps,
+So a 32-frame cell costs 50 steps at 32 frames, not a whole stage-2 run, and its record says so (acc_init, acc_steps,
 acc_short_frames, acc_short_steps). honesty.md compares it with training at 32 frames from stage 1.
 
 Cost of one stage-2 step on 2 otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16
@@ -45,17 +51,19 @@ from vfbench.models.tower import frames_problems
 from vfbench.models import build_model
 from vfbench.registry import compose
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
-from vfbench.step import AUTOCAST, resolve_device
-from vfbench.tasks.evaluate import evaluate
+from vfbench.step import AUTOCAST, model_step_flops, resolve_device
+from vfbench.tasks.evaluate import evaluate, validator
 from vfbench.tasks.galleries import GallerySizes
 from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1, save_atomic
 from vfbench.tasks.result import ProxyAccuracy
-from vfbench.tasks.schedule import fit
+from vfbench.tasks.schedule import Plateau, Trace, fit, fit_until_plateau
 from vfbench.tasks.synthetic import TaskConfig, clip_batch, seeded, sprite_bank
 
-SHORT_FORMAT = 1  # bump when stage 2 changes meaning, so cached short models are not reused
-TRAINING_KEYS = ("steps", "batch", "lr", "warmup", "schedule", "weight_decay", "grad_clip", "hard_fraction", "hard_group",
+SHORT_FORMAT = 2  # bump when stage 2 changes meaning, so cached short models are not reused (2: stopping rules)
+TRAINING_KEYS = ("rule", "steps", "batch", "lr", "warmup", "schedule", "weight_decay", "grad_clip", "hard_fraction", "hard_group",
+                 "val_every", "patience", "min_delta", "val_queries", "val_seed",
                  "stage1_steps", "stage1_batch", "stage1_lr", "width", "depth", "heads", "patch", "task")
+RULES = ("plateau", "fixed")
 
 
 class ProxyUnsupported(ValueError):
@@ -70,11 +78,17 @@ class ProxyUnsupported(ValueError):
 class ProxyBudget(_Frozen):
     """How the proxy is trained and evaluated; recorded next to the accuracy (acc_* keys)."""
 
-    steps: int = 250  # from stage 1, at frames <= short_frames
+    rule: str = "plateau"  # plateau: until validation R@1 stops improving, `steps` the cap; fixed: `steps` steps, `schedule`
+    steps: int = 500  # from stage 1, at frames <= short_frames: the cap (plateau) or the count (fixed)
     batch: int = 128  # fresh clips per step
     lr: float = 2e-3
     warmup: int = 50
-    schedule: str = "cosine"  # linear warm-up, then cosine to 0 (schedule.py)
+    schedule: str = "cosine"  # fixed rule and the short->long continuation: linear warm-up, then cosine to 0 (schedule.py)
+    val_every: int = 50  # plateau: validate every so many steps (and at the cap)
+    patience: int = 3  # plateau: stop after this many validations in a row without a gain above min_delta
+    min_delta: float = 0.005
+    val_queries: int = 256  # per validation gallery; drawn from val_seed, apart from the test galleries
+    val_seed: int = 20250
     weight_decay: float = 0.05
     grad_clip: float = 1.0  # max global grad norm (0 = off); without it FST + 75% masking collapsed at step 60 (measured)
     hard_fraction: float = 0.5  # share of each batch in same-events-every-order groups (measured necessary when the proxy was built)
@@ -93,9 +107,17 @@ class ProxyBudget(_Frozen):
     eval_seed: int = 20240
     task: TaskConfig = field(default_factory=TaskConfig)
 
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule={self.rule!r}: accepted {', '.join(RULES)}")
+
     @property
     def sizes(self) -> GallerySizes:
         return GallerySizes(queries=self.eval_queries)
+
+    @property
+    def val_sizes(self) -> GallerySizes:
+        return GallerySizes(queries=self.val_queries)
 
 
 def default_budget(device: str) -> ProxyBudget:
@@ -122,7 +144,7 @@ def proxy_problems(cell: CellSpec, budget: ProxyBudget) -> list[str]:
     spec = comp.configure(proxy_spec(budget))
     reasons = frames_problems(spec, cell.frames)
     if cell.frames < budget.task.min_frames():
-        reasons.append(f"{cell.frames} frames cannot hold {budget.task.events} events of {budget.task.event_frames} frames")
+        reasons.append(f"{cell.frames} frames cannot hold {budget.task.events} events of {budget.task.duration(cell.frames)} frames")
     if (spec.precision or cell.dtype) not in AUTOCAST:
         reasons.append(f"precision {spec.precision or cell.dtype!r} is not supported by the proxy")
     proxy_cell = dataclasses.replace(cell, device=resolve_device(cell.device))
@@ -140,27 +162,36 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
     model.to(device).train()
     dtype = autocast_dtype(cell, budget)
     short = short_cell(cell, budget)
-    init, steps, warmup, short_frames, short_steps, short_cached = "stage1", budget.steps, budget.warmup, None, None, None
     start = time.perf_counter()
     if short is None:
-        loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.steps, budget.warmup)
+        trace = train(model, budget, cell.frames, cell.seed, device, dtype)
+        short_cached, main_frames = None, cell.frames
     else:
-        loss, cached = load_or_train_short(model, short, budget, cache, device)
-        short_cached = cached
+        trace, short_cached = load_or_train_short(model, short, budget, cache, device)
+        main_frames = short.frames
+    step_flops = model_step_flops(model, main_frames, budget.batch, budget.task.text_len, model.video.train_layout(main_frames))
+    flops = step_flops * trace.steps_run
+    init, steps, warmup, short_frames, short_steps = "stage1", trace.steps, budget.warmup, None, None
+    schedule = budget.schedule if budget.rule == "fixed" else "constant"
+    loss = trace.loss_final
     if short is not None and short.frames < cell.frames:  # short->long (arXiv:2312.07395, Fig. 5, stage 1b)
-        loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup)
-        init, steps, warmup = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup
-        short_frames, short_steps = short.frames, budget.steps
+        loss = train(model, budget, cell.frames, cell.seed, device, dtype, budget.long_steps, budget.long_warmup).loss_final
+        init, steps, warmup, schedule = f"stage2 at {short.frames} frames", budget.long_steps, budget.long_warmup, budget.schedule
+        short_frames, short_steps = short.frames, trace.steps
+        flops += budget.long_steps * model_step_flops(
+            model, cell.frames, budget.batch, budget.task.text_len, model.video.train_layout(cell.frames))
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     scores = evaluate(model, budget.task, cell.frames, budget.sizes, budget.eval_seed, device, dtype)
     return ProxyAccuracy(
         scores=scores, init=init, steps=steps, warmup=warmup, short_frames=short_frames, short_steps=short_steps,
         batch=budget.batch, lr=budget.lr, weight_decay=budget.weight_decay, grad_clip=budget.grad_clip,
-        schedule=budget.schedule, hard_fraction=budget.hard_fraction, train_s=round(train_s, 2),
+        schedule=schedule, hard_fraction=budget.hard_fraction, train_s=round(train_s, 2),
         eval_s=round(time.perf_counter() - start, 2), loss_final=round(loss, 4),
         model=f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
         task=budget.task.summary(), stage1=stage1, fresh_init=fresh_init, short_cached=short_cached,
+        rule=budget.rule, steps_run=trace.steps_run, stop=trace.stop, curve=trace.curve, step_flops=step_flops,
+        train_flops=flops,
     )
 
 
@@ -199,30 +230,41 @@ def short_key(cell: CellSpec, budget: ProxyBudget) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path, device) -> tuple[float, bool]:
+def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path, device) -> tuple[Trace, bool]:
     """Bring `model` (fresh from `start_model` with the short cell's methods and seed) to the short cell's
     trained stage-2 state: from the cache, or trained exactly as the short cell's own record trains it and
-    then cached atomically. Returns (final loss, whether it came from the cache)."""
+    then cached atomically. Returns (how that training went, whether it came from the cache)."""
     path = cache / f"short-{short_key(short, budget)}.pt"
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
-        return float(saved["loss_final"]), True
-    loss = train(model, budget, short.frames, short.seed, device, autocast_dtype(short, budget), budget.steps, budget.warmup)
-    save_atomic({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "loss_final": loss}, path)
-    return loss, False
+        t = saved["trace"]
+        return Trace(t["steps"], t["steps_run"], t["stop"], tuple(map(tuple, t["curve"])), t["loss_final"]), True
+    trace = train(model, budget, short.frames, short.seed, device, autocast_dtype(short, budget))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"model": state, "trace": {**dataclasses.asdict(trace), "curve": [list(c) for c in trace.curve]}}, path)
+    return trace, False
 
 
-def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int,
-          warmup: int) -> float:
-    """Stage 2: contrastive training on fresh clips; returns the mean loss of the last 20 steps. The
-    masks (the encoder's token hooks) draw from their own generator, seeded from (seed, frames), so a
-    long cell masks the same whether its short stage came from the cache or was trained just now."""
-    bank = sprite_bank(budget.task)
+def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int | None = None,
+          warmup: int | None = None) -> Trace:
+    """Stage 2: contrastive training on fresh clips, drawn and rendered on `device`. Without `steps`, by the
+    budget's rule: until validation R@1 stops improving (plateau, `budget.steps` the cap) or `budget.steps`
+    steps (fixed); with `steps` (the short->long continuation), that many on the budget's schedule. The masks
+    (the encoder's token hooks) draw from their own generator, seeded from (seed, frames), so a long cell masks
+    the same whether its short stage came from the cache or was trained just now. On CUDA the clips come
+    from a CUDA generator, whose stream differs from the CPU one: the same seed draws other clips there."""
+    bank = sprite_bank(budget.task, device)
     model.video.token_generator = seeded(seed, 2, frames)
     batch_at = lambda step: clip_batch(budget.task, frames, budget.batch, budget.hard_fraction,  # noqa: E731
-                                       budget.hard_group, seeded(seed, 1, frames, step), bank)
-    return fit(model, batch_at, steps, budget.lr, budget.weight_decay, warmup, budget.schedule, budget.grad_clip,
-               device, dtype)
-
-
+                                       budget.hard_group, seeded(seed, 1, frames, step, device=device), bank)
+    warmup = budget.warmup if warmup is None else warmup
+    if steps is not None or budget.rule == "fixed":
+        steps = budget.steps if steps is None else steps
+        loss = fit(model, batch_at, steps, budget.lr, budget.weight_decay, warmup, budget.schedule, budget.grad_clip,
+                   device, dtype)
+        return Trace(steps, steps, "fixed", (), loss)
+    score = validator(model, budget.task, frames, budget.val_sizes, budget.val_seed, device, dtype)
+    rule = Plateau(score, budget.val_every, budget.patience, budget.min_delta)
+    return fit_until_plateau(model, batch_at, budget.steps, budget.lr, budget.weight_decay, warmup, budget.grad_clip,
+                             rule, device, dtype)

@@ -70,6 +70,13 @@ class ProxyAccuracy:
     stage1: Stage1
     fresh_init: str  # parameters left at fresh init (pretrain.compact)
     short_cached: Optional[bool]  # set where a short stage-2 model applies: was it read from the cache
+    # The stopping rule and the training compute (records written before rules existed read as "fixed").
+    rule: str = "fixed"  # "plateau" (until validation stops improving, steps capped) or "fixed"
+    steps_run: Optional[int] = None  # steps run at the first stage-2 frame count (>= the best point kept)
+    stop: str = "fixed"  # why training stopped: "plateau", "cap" or "fixed"
+    curve: tuple = ()  # (steps, validation mean R@1) at each validation of that stage
+    step_flops: Optional[int] = None  # FLOPs of one training step of that stage (formula: step.model_step_flops)
+    train_flops: Optional[int] = None  # FLOPs of every stage-2 step run for this model, continuation included
 
     def score(self, gallery: str) -> GalleryScore:
         return next(s for s in self.scores if s.gallery == gallery)
@@ -90,6 +97,9 @@ class ProxyAccuracy:
         out["acc_fresh_init"] = self.fresh_init
         if self.short_cached is not None:
             out["acc_short_cached"] = self.short_cached
+        out.update(acc_rule=self.rule, acc_steps_run=self.steps_run, acc_stop=self.stop, acc_curve=format_curve(self.curve))
+        if self.step_flops is not None:
+            out.update(acc_step_flops=self.step_flops, acc_train_flops=self.train_flops)
         return out
 
     @classmethod
@@ -103,7 +113,18 @@ class ProxyAccuracy:
             schedule=d["acc_schedule"], hard_fraction=d["acc_hard_fraction"], train_s=d["acc_train_s"],
             eval_s=d["acc_eval_s"], loss_final=d["acc_loss_final"], model=d["acc_model"], task=d["acc_task"],
             stage1=Stage1.from_dict(d), fresh_init=d["acc_fresh_init"], short_cached=d.get("acc_short_cached"),
+            rule=d.get("acc_rule", "fixed"), steps_run=d.get("acc_steps_run"), stop=d.get("acc_stop", "fixed"),
+            curve=parse_curve(d.get("acc_curve") or ""), step_flops=d.get("acc_step_flops"), train_flops=d.get("acc_train_flops"),
         )
+
+
+def format_curve(curve) -> str:
+    """(steps, score) pairs as one flat field, "50:0.612 100:0.83", so summary.csv stays one value per cell."""
+    return " ".join(f"{int(n)}:{score:g}" for n, score in curve)
+
+
+def parse_curve(text: str) -> tuple:
+    return tuple((int(n), float(v)) for n, v in (part.split(":") for part in text.split()))
 
 
 @dataclass(frozen=True)

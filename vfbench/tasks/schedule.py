@@ -1,9 +1,11 @@
-"""The proxy's training loop, shared by stage 1 (images) and stage 2 (clips), and its learning-rate
-schedules: linear warm-up, then cosine to zero or constant."""
+"""The proxy's training loop, shared by stage 1 (images) and stage 2 (clips), its learning-rate schedules
+(linear warm-up, then cosine to zero or constant) and its stopping rules: a fixed number of steps, or until
+validation stops improving (`fit_until_plateau`)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -31,11 +33,52 @@ def fit(model, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor]], ste
     """Contrastive training of `model` on `batch_at(step)` -> (video, ids) with AdamW and `lr_factor`, the
     trainable parameters' global grad norm clipped at `grad_clip` (0 = off), autocast to `dtype` if given.
     Returns the mean loss of the last 20 steps."""
+    return _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip, device, dtype).loss_final
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The stopping rule: validate every `every` steps; stop once `patience` validations in a row fail to beat
+    the best by more than `min_delta`, or at the cap; keep the best model seen."""
+
+    validate: Callable[[], float]  # higher is better (validation R@1)
+    every: int
+    patience: int
+    min_delta: float
+
+
+@dataclass(frozen=True)
+class Trace:
+    """How a training run went. `steps` trained the returned model (the best validation point under a
+    plateau rule; all of them otherwise), `steps_run` were run; `curve` holds (steps, validation score) at each
+    validation; `stop` is "fixed" (no rule), "plateau" or "cap"."""
+
+    steps: int
+    steps_run: int
+    stop: str
+    curve: tuple = ()
+    loss_final: float = float("nan")
+
+
+def fit_until_plateau(model, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor]], cap: int, lr: float,
+                      weight_decay: float, warmup: int, grad_clip: float, plateau: Plateau,
+                      device: torch.device | None = None, dtype: torch.dtype | None = None) -> Trace:
+    """Train as `fit` does, at a constant learning rate after warm-up, until validation stops improving
+    (`plateau`) or `cap` steps; the model ends at its best validation point. The learning rate never depends
+    on the cap, so a run that stops on its plateau before a cap is the same run under any larger cap."""
+    return _train(model, batch_at, cap, lr, weight_decay, warmup, "constant", grad_clip, device, dtype, plateau)
+
+
+def _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip, device, dtype,
+           plateau: Plateau | None = None) -> Trace:
     device = device or torch.device("cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, schedule))
-    tail = []
+    tail: list[float] = []
+    curve: list[tuple[int, float]] = []
+    best, best_step, best_state, worse = -math.inf, 0, None, 0
+    stop, done = ("fixed" if plateau is None else "cap"), 0
     for step in range(steps):
         video, ids = batch_at(step)
         with autocast(device.type, dtype):
@@ -46,6 +89,20 @@ def fit(model, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor]], ste
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         sched.step()
-        if step >= steps - 20:
-            tail.append(loss.item())
-    return sum(tail) / max(len(tail), 1)
+        tail = (tail + [loss.item()])[-20:]
+        done = step + 1
+        if plateau is None or (done % plateau.every and done != steps):
+            continue
+        score = plateau.validate()
+        curve.append((done, round(score, 4)))
+        if score > best + plateau.min_delta or best_state is None:
+            best, best_step, worse = max(score, best), done, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            worse += 1
+            if worse >= plateau.patience:
+                stop = "plateau"
+                break
+    if best_state is not None and best_step != done:
+        model.load_state_dict(best_state)
+    return Trace(best_step if plateau is not None else done, done, stop, tuple(curve), sum(tail) / max(len(tail), 1))
