@@ -286,6 +286,8 @@ class CellSpec(_Frozen):
     estimate: bool = True  # record the FakeTensorMode estimate (estimate/peak.py) before measuring
     skip_predicted_oom: bool = True  # record `skipped` when the estimate exceeds the device's free memory
     accuracy: bool = False  # also train and evaluate the proxy task (tasks/proxy.py) and record acc_* keys
+    task: str = ""  # the accuracy task: "" = the synthetic proxy; "video-folder:PATH" (tasks/real_eval.py)
+    init: str = ""  # with a video-folder task: the image-text model it starts from, "open_clip:NAME[:WEIGHTS]"
 
     @property
     def key(self) -> str:

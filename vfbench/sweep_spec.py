@@ -46,6 +46,8 @@ class SweepSpec(_Frozen):
     # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
     accuracy: str = "off"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only
+    task: str = ""  # accuracy task: "" = the synthetic proxy; "video-folder:PATH" (real clips and captions)
+    init: str = ""  # the image-text model a video-folder task starts from: "open_clip:NAME[:WEIGHTS]"
 
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
@@ -54,6 +56,7 @@ class SweepSpec(_Frozen):
             CellSpec(
                 self.model, m, t, self.batch, self.dtype, self.device, self.seed, self.measure,
                 estimate=self.estimate, skip_predicted_oom=self.skip_predicted_oom, accuracy=(m, t) in trained,
+                task=self.task, init=self.init,
             )
             for m in self.methods
             for t in self.frames
@@ -63,7 +66,7 @@ class SweepSpec(_Frozen):
         """(method, frames) cells whose record also gets proxy accuracy."""
         if self.accuracy == "off":
             return set()
-        if self.accuracy == "all" or self.device == "cuda":
+        if self.accuracy == "all" or self.device == "cuda" or self.task:  # a named task trains every cell
             return {(m, t) for m in self.methods for t in self.frames}
         return set(cpu_default_subset(list(self.methods), list(self.frames)))
 

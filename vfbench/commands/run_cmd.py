@@ -37,6 +37,10 @@ OPTIONS = {
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
     "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "
                  "the recipes at up to 32 frames) | all (every cell) | off; --no-accuracy = off"),
+    "task": (None, "accuracy task: proxy (the synthetic task; the default) | video-folder:PATH (your clips and captions: "
+                   "PATH a .csv/.jsonl captions file or a folder holding captions.csv or captions.jsonl; needs --init)"),
+    "init": (None, "the image-text model a video-folder task starts from: open_clip:NAME[:WEIGHTS] (NAME an open_clip "
+                   "model or a JSON model config, WEIGHTS a local state-dict file; without it, random weights)"),
     "report": (True, "write the report into the run folder at the end"),
 }
 
@@ -122,7 +126,12 @@ def build_sweep(o: dict):
     accuracy = {True: "on", False: "off"}.get(o["accuracy"], o["accuracy"])  # YAML may say true / false
     if accuracy not in ("on", "all", "off"):
         raise UserError(f"--accuracy {accuracy!r} is not accepted; accepted: on, all, off (or --no-accuracy)")
-    if accuracy == "on" and device == "cpu":
+    task, init = _task(o, accuracy)
+    if task:
+        from vfbench.tasks.real_eval import check_video_task
+
+        notes.append(check_video_task(task, init))  # before any cell runs: one line and exit 2 on bad input
+    elif accuracy == "on" and device == "cpu":
         from vfbench.sweep_spec import CPU_SUBSET_NOTE
 
         notes.append(f"proxy accuracy: {CPU_SUBSET_NOTE}")
@@ -151,8 +160,34 @@ def build_sweep(o: dict):
         executor=str(o["executor"]),
         measure=measure,
         slurm=slurm,
+        task=task,
+        init=init,
     )
     return sweep, notes
+
+
+def _task(o: dict, accuracy: str) -> tuple[str, str]:
+    """(task, init) with their paths made absolute ('' for the synthetic proxy), or a UserError."""
+    from vfbench.tasks.clip_init import parse_init
+    from vfbench.tasks.video_folder import TASK_PREFIX, task_path
+
+    task, init = str(o.get("task") or "").strip(), str(o.get("init") or "").strip()
+    if task in ("", "proxy"):
+        if init:
+            raise UserError(f"--init {init!r} sets the model of a video-folder task; add --task video-folder:PATH "
+                            "(the synthetic proxy trains its own small model)")
+        return "", ""
+    task = TASK_PREFIX + str(Path(task_path(task)).expanduser().absolute())
+    if accuracy == "off":
+        raise UserError("--task video-folder:... measures accuracy; drop --no-accuracy / --accuracy off")
+    if not init:
+        raise UserError("--task video-folder:... needs --init open_clip:NAME[:WEIGHTS] (the image-text model it starts from)")
+    parsed = parse_init(init)
+    name = parsed.name
+    if name.endswith(".json") or Path(name).expanduser().is_file():
+        name = str(Path(name).expanduser().absolute())
+    weights = str(Path(parsed.weights).expanduser().absolute()) if parsed.weights else ""
+    return task, f"open_clip:{name}" + (f":{weights}" if weights else "")
 
 
 def run(args) -> int:

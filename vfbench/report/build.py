@@ -20,6 +20,7 @@ from vfbench.report.metrics import ACC_RESULT, accuracy_keys, budget_peak_key, m
 from vfbench.report.plotting import save
 from vfbench.report.tables import absolute_table, baseline_method, relative_table, status_table, write_summary_csv
 from vfbench.report.terminal import contention_note, launch_bound_note
+from vfbench.report.video_task import video_task_note
 
 PLOTS = "plots"
 
@@ -108,7 +109,8 @@ def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     if not keys:
         return (Note("Accuracy was not measured in this run (no acc_* keys in its records), so there is no "
                      "accuracy–memory plot or Pareto front; run the proxy-accuracy task to add it."),)
-    blocks = [_accuracy_coverage(run)]
+    video = video_task_note(run)
+    blocks = [video] if video else [_accuracy_coverage(run)]
     for key in keys:
         blocks += _saved(accuracy.accuracy_vs_memory(run, key), plot_dir, root)
     front = accuracy.pareto_table(run)

@@ -87,14 +87,19 @@ def run_cell(cell: CellSpec, started: float | None = None) -> Record:
 
 def _accuracy(cell: CellSpec) -> AccuracyOutcome:
     """Proxy accuracy next to memory and time. Its failure is recorded, never fatal to the
-    measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise."""
+    measurement already made: acc_reason when the methods cannot train on the proxy, acc_error otherwise.
+    A cell with a video-folder task trains and evaluates on that folder instead (tasks/real_eval.py)."""
     from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy
 
-    budget = default_budget(cell.device)
-    override = os.environ.get(PROXY_BUDGET_ENV)
-    if override:  # smaller budgets for tests and quick looks; the record carries the budget used (acc_*)
-        budget = ProxyBudget.from_dict({**budget.to_dict(), **json.loads(override)})
     try:
+        if cell.task:
+            from vfbench.tasks.real_eval import budget_from_env, measure_video_accuracy
+
+            return AccuracyOutcome(measure_video_accuracy(cell, budget_from_env()))
+        budget = default_budget(cell.device)
+        override = os.environ.get(PROXY_BUDGET_ENV)
+        if override:  # smaller budgets for tests and quick looks; the record carries the budget used (acc_*)
+            budget = ProxyBudget.from_dict({**budget.to_dict(), **json.loads(override)})
         return AccuracyOutcome(measure_accuracy(cell, budget))
     except ProxyUnsupported as exc:
         return AccuracyOutcome(reason=str(exc))
