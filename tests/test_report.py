@@ -253,3 +253,22 @@ def test_unwritable_out_is_one_line(tmp_path, capsys):
     assert main(["report", str(d), "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the report into" in err and len(err.strip().splitlines()) == 1
+
+
+def test_accuracy_against_training_compute_is_a_curve_per_method(tmp_path):
+    """Records with a validation curve get one line per method on training FLOPs; the kept model is the point at
+    acc_steps; short->long cells (their curve is the 16-frame cell's) and curve-less records draw nothing."""
+    curve = {"acc_init": "stage1", "acc_curve": "50:0.4 100:0.6 150:0.58", "acc_step_flops": 1e9, "acc_steps": 100,
+             "acc_stop": "plateau"}
+    recs = [r.replace(extra={**r.extra, **curve}) if r.frames == 16 and r.status == "ok" else r for r in sample_records(acc=True)]
+    c = accuracy.compute_curve("joint", curve)
+    assert c.points == ((5e10, 0.4), (1e11, 0.6), (1.5e11, 0.58)) and c.kept == (1e11, 0.6) and c.stop == "plateau"
+    assert accuracy.compute_curve("joint", {**curve, "acc_init": "stage2 at 16 frames"}) is None
+    assert accuracy.compute_curve("joint", {k: v for k, v in curve.items() if k != "acc_curve"}) is None
+    d = write_run(tmp_path / "acc", recs)
+    write_report(d)
+    assert (d / "plots" / "accuracy_vs_compute.png").exists()
+    assert "Proxy accuracy vs training compute" in (d / "report.md").read_text()
+    bare = write_run(tmp_path / "bare", sample_records(acc=True))
+    write_report(bare)
+    assert not (bare / "plots" / "accuracy_vs_compute.png").exists()

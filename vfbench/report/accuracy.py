@@ -1,4 +1,5 @@
-"""Accuracy against peak memory at each frame count, with the Pareto front (the paper's trade-off, Fig. 3).
+"""Accuracy against peak memory at each frame count, with the Pareto front (the paper's trade-off, Fig. 3),
+and the proxy's validation accuracy against training compute (a curve per method).
 
 A method is on the front when no other method at the same T is at least as accurate with less memory.
 Only drawn when the records hold acc_* keys; otherwise the report says accuracy was not measured.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from vfbench.report.document import Cell, Table
 from vfbench.report.load import Run
 from vfbench.report.metrics import CHANCE_PREFIX, accuracy_keys, accuracy_metric, budget_peak_key, status_text, value
 from vfbench.report.plotting import Drawn, method_styles, mib_axis, new_figure
 from vfbench.report.terminal import format_mib
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_COLUMNS = 3
 
@@ -118,3 +122,74 @@ def pareto_table(run: Run) -> Optional[Table]:
         return None
     return Table("Pareto front: accuracy vs peak memory", ("metric", "frames", "methods on the front (memory, accuracy)"),
                  tuple(rows), "By memory ascending; each is more accurate than every method that needs less memory.")
+
+
+@dataclass(frozen=True)
+class ComputeCurve:
+    """One method's training: validation score against training FLOPs, and the point the rule kept."""
+
+    method: str
+    points: tuple  # (training FLOPs, validation mean R@1) at each validation
+    kept: tuple  # (training FLOPs, score) of the model kept, or () when not on the curve
+    stop: str
+
+
+def compute_curve(method: str, extra: dict) -> Optional[ComputeCurve]:
+    """From a record's acc_curve and acc_step_flops (cells trained from stage 1 under a stopping rule only: a
+    short->long cell's curve is its 16-frame cell's, drawn there)."""
+    from vfbench.tasks.result import parse_curve  # noqa: PLC0415 (reports do not import training code at load)
+
+    flops, text = extra.get("acc_step_flops"), extra.get("acc_curve")
+    if not flops or not text or extra.get("acc_init") != "stage1":
+        return None
+    curve = parse_curve(text)
+    points = tuple((n * flops, score) for n, score in curve)
+    kept = next(((n * flops, s) for n, s in curve if n == extra.get("acc_steps")), ())
+    return ComputeCurve(method, points, kept, str(extra.get("acc_stop", "")))
+
+
+def compute_figure(panels: dict[str, list[ComputeCurve]], methods: tuple[str, ...]) -> Figure:
+    """Validation mean R@1 against training FLOPs (log), a line per method, a panel per title; the kept model
+    filled, a run stopped at its cap ringed."""
+    styles = method_styles(methods)
+    cols = min(MAX_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = new_figure(5.2 * cols + 1.5, 3.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for c in curves:
+            st = styles[c.method]
+            xs, ys = zip(*c.points)
+            ax.plot(xs, ys, color=st.color, linestyle=st.linestyle, marker=st.marker, markersize=3, linewidth=1.1,
+                    label=c.method, markerfacecolor="none")
+            if c.kept:
+                ax.scatter(*c.kept, color=st.color, marker=st.marker, s=40, zorder=4)
+            if c.stop == "cap":
+                ax.scatter(*c.points[-1], s=110, facecolors="none", edgecolors=st.color, linewidths=1.2, zorder=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs (formula, stage 2)")
+        ax.set_ylabel("validation mean R@1")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return fig
+
+
+def accuracy_vs_compute(run: Run) -> Optional[Drawn]:
+    """The proxy's validation curve of each method against its training compute at each frame count trained
+    from stage 1 (the paper's methods differ in cost per step, so one point per method hides who is still
+    learning)."""
+    panels: dict[str, list[ComputeCurve]] = {}
+    for t in run.frames:
+        curves = [c for m in run.methods if (r := run.cell(m, t)) is not None and (c := compute_curve(m, r.extra))]
+        if curves:
+            panels[f"T = {t}"] = curves
+    if not panels:
+        return None
+    caption = ("Proxy validation accuracy (mean R@1 over the random, temporal and spatial galleries, validation queries "
+               "apart from the test galleries) against the training FLOPs spent, one line per method. Filled: the model "
+               "the stopping rule kept (its test accuracy is in the tables); ringed: the run stopped at its step cap, "
+               "still improving.")
+    return Drawn("accuracy_vs_compute", "Proxy accuracy vs training compute", caption, compute_figure(panels, run.methods))

@@ -113,6 +113,7 @@ def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     blocks = [video] if video else [_accuracy_coverage(run)]
     for key in keys:
         blocks += _saved(accuracy.accuracy_vs_memory(run, key), plot_dir, root)
+    blocks += _saved(accuracy.accuracy_vs_compute(run), plot_dir, root)
     front = accuracy.pareto_table(run)
     if front:
         blocks.append(front)
