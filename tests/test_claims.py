@@ -65,10 +65,14 @@ def test_proxy_findings_verdicts(tmp_path):
     md = tmp_path / "h.md"
     md.write_text("intro\n\n| finding (x) | rule | on the proxy | seeds | verdict |\n|---|---|---|---|---|\n"
                   "| A holds | r1 | 0.9 -> 0.8 | 0, 1 | agrees |\n| B fails | r2 | 0.1 | 0 | disagrees |\n"
-                  "| C | r3 | cells not run: x | | not run |\n\nafter\n")
+                  "| C | r3 | cells not run: x | | not run |\n"
+                  "| D | r4 | 0.5 | 0, 1, 2 | depends on budget | agrees (3 of 3 seeds alone) | disagrees (2 of 3 seeds alone) |\n"
+                  "| E | r5 | 0.7 | 0, 1, 2 | agrees; depends on redundancy (2-frame events: disagrees) | x | y |\n\nafter\n")
     found = accuracy.read_findings(md)
-    assert [f.claim for f in found] == ["A holds", "B fails", "C"]
-    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT]
+    assert [f.claim for f in found] == ["A holds", "B fails", "C", "D", "E"]
+    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT, CANNOT, HOLDS_ONLY]
+    assert "twice its training budget" in accuracy.verdict_of(found[3])[1]
+    assert accuracy.verdict_of(found[4])[1].endswith("depends on redundancy (2-frame events: disagrees)")
     rows = accuracy_rows(md)
     assert rows[0].figure == "0.9 -> 0.8" and rows[0].command == accuracy.PROXY_COMMAND
     missing = accuracy_rows(tmp_path / "absent.md")

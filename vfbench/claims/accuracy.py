@@ -13,11 +13,12 @@ from pathlib import Path
 from vfbench.claims.rules import CANNOT, CONTRADICTED, HOLDS_ONLY
 
 PROXY_COMMAND = (
-    "OMP_NUM_THREADS=1 python benchmarks/proxy_honesty.py run findings1 findings2 && "
+    "OMP_NUM_THREADS=1 python benchmarks/proxy_honesty.py run findings findings2x needle && "
     "python benchmarks/proxy_honesty.py tables"
 )
 HEADER = "| finding"
-PROXY_REGION = "the synthetic proxy task only (ViT w64 d2, T = 16, 250 steps, mean over seeds); the paper's data is not available"
+PROXY_REGION = ("the synthetic proxy task only (ViT w64 d2, T = 16, trained until validation R@1 plateaus, at most 500 steps, "
+                "mean over seeds); the paper's data is not available")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Finding:
     rule: str
     figure: str
     seeds: str
-    agrees: bool | None  # None: not run
+    agrees: bool | None  # None: not run, or the verdict changes with the training budget
+    word: str = ""  # the verdict as written: agrees | disagrees | depends on budget | "<verdict>; depends on redundancy (...)"
 
 
 def read_findings(path: Path) -> list[Finding]:
@@ -42,16 +44,20 @@ def read_findings(path: Path) -> list[Finding]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 5:
+        if len(cells) < 5:
             continue
-        claim, rule, figure, seeds, word = cells
-        out.append(Finding(claim, rule, figure, seeds, {"agrees": True, "disagrees": False}.get(word)))
+        claim, rule, figure, seeds, word = cells[:5]  # later columns: the verdict at each setting
+        first = word.split(";")[0].strip()
+        out.append(Finding(claim, rule, figure, seeds, {"agrees": True, "disagrees": False}.get(first), word))
     return out
 
 
 def verdict_of(f: Finding) -> tuple[str, str]:
+    if f.word.startswith("depends on budget"):
+        return CANNOT, "the proxy's verdict changes between its default and twice its training budget"
     if f.agrees is None:
         return CANNOT, "its proxy cells were not run"
+    region = PROXY_REGION + (f"; {f.word.split(';', 1)[1].strip()}" if ";" in f.word else "")
     if f.agrees:
-        return HOLDS_ONLY, PROXY_REGION
-    return CONTRADICTED, f"on {PROXY_REGION}"
+        return HOLDS_ONLY, region
+    return CONTRADICTED, f"on {region}"
