@@ -105,9 +105,10 @@ def mean_r1(c: dict, galleries=THREE) -> float:
 
 
 def _masking_falls(v: dict, names: list[str], galleries) -> tuple[bool, str]:
+    """No masking -> 75% masking: the loss exceeds the margin and joint's own loss at 75% by the margin."""
     means = [mean_r1(v[n], galleries) for n in names]
     joint_drop = mean_r1(v["joint"], galleries) - mean_r1(v["effshortvivit"], galleries)
-    ok = means[0] > means[1] > means[2] and means[0] - means[2] > max(MARGIN, joint_drop + MARGIN)
+    ok = means[0] - means[-1] > max(MARGIN, joint_drop + MARGIN)
     return ok, f"mean R@1 {' -> '.join(f'{m:.3f}' for m in means)}; joint loses {joint_drop:.3f} at 0.75"
 
 
@@ -124,28 +125,26 @@ def _loss(v: dict, method: str, g: str) -> float:
 
 # (finding of arXiv:2312.07395, Figs 2-5, methods it needs (T = 16, seed 0), the rule as text, the rule as code).
 FINDINGS = [
-    ("Joint attention is robust to 75% masking (about -1% R@1)", ["joint", "mask(ratio=0.5)", "effshortvivit"],
+    ("Joint attention is robust to 75% masking (about -1% R@1)", ["joint", "effshortvivit"],
      f"mask 0.75 loses < {MARGIN} mean R@1 (random, temporal, spatial)",
      lambda v: (mean_r1(v["joint"]) - mean_r1(v["effshortvivit"]) < MARGIN,
-                f"mean R@1 {mean_r1(v['joint']):.3f} -> {mean_r1(v['mask(ratio=0.5)']):.3f} -> {mean_r1(v['effshortvivit']):.3f}")),
-    ("Factorized attention (FST) degrades as masking grows",
-     ["joint", "effshortvivit", "factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)",
-      "factorized_self_attention+mask(ratio=0.75)"],
-     f"mean R@1 falls at 0.5 and at 0.75, in all by > {MARGIN} and by > joint's loss at 0.75 + {MARGIN}",
-     lambda v: _masking_falls(v, ["factorized_self_attention", "factorized_self_attention+mask(ratio=0.5)",
-                                  "factorized_self_attention+mask(ratio=0.75)"], THREE)),
+                f"mean R@1 {mean_r1(v['joint']):.3f} -> {mean_r1(v['effshortvivit']):.3f}")),
+    ("Factorized attention (FST) degrades with masking (75%)",
+     ["joint", "effshortvivit", "factorized_self_attention", "factorized_self_attention+mask(ratio=0.75)"],
+     f"mask 0.75 loses > {MARGIN} mean R@1 and > joint's loss at 0.75 + {MARGIN}",
+     lambda v: _masking_falls(v, ["factorized_self_attention", "factorized_self_attention+mask(ratio=0.75)"], THREE)),
     ("FST degrades under 75% masking also when every slice keeps the same positions [masks aligned across time: "
      "mask(aligned=1)]", ["joint", "effshortvivit", "factorized_self_attention", "factorized_self_attention+mask(aligned=1,ratio=0.75)"],
      f"FST with aligned 75% masks loses > {MARGIN} mean R@1 and > joint's loss at 0.75 + {MARGIN}",
      lambda v: _fst_aligned(v)),
-    ("Frame-level encoders degrade as masking grows",
-     ["joint", "effshortvivit", "frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)"],
+    ("Frame-level encoders degrade with masking (75%)",
+     ["joint", "effshortvivit", "frame_avg", "frame_avg+mask(ratio=0.75)"],
      "same, on random and spatial (frame_avg is at chance on temporal by design)",
-     lambda v: _masking_falls(v, ["frame_avg", "frame_avg+mask(ratio=0.5)", "frame_avg+mask(ratio=0.75)"], ("random", "spatial"))),
-    ("PEFT (adapters, LoRA, temporal-only) loses accuracy vs full tuning", ["joint", "adapter", "lora", "fst_temporal"],
+     lambda v: _masking_falls(v, ["frame_avg", "frame_avg+mask(ratio=0.75)"], ("random", "spatial"))),
+    ("PEFT (adapters, LoRA) loses accuracy vs full tuning", ["joint", "adapter", "lora"],
      f"each loses > {MARGIN} mean R@1 vs joint",
-     lambda v: (all(mean_r1(v["joint"]) - mean_r1(v[m]) > MARGIN for m in ("adapter", "lora", "fst_temporal")),
-                "mean R@1 " + ", ".join(f"{m} {mean_r1(v[m]):.3f}" for m in ("joint", "adapter", "lora", "fst_temporal")))),
+     lambda v: (all(mean_r1(v["joint"]) - mean_r1(v[m]) > MARGIN for m in ("adapter", "lora")),
+                "mean R@1 " + ", ".join(f"{m} {mean_r1(v[m]):.3f}" for m in ("joint", "adapter", "lora")))),
     ("MLP adapters beat LoRA", ["adapter", "lora"], "adapter mean R@1 >= lora's",
      lambda v: (mean_r1(v["adapter"]) >= mean_r1(v["lora"]), f"adapter {mean_r1(v['adapter']):.3f}, lora {mean_r1(v['lora']):.3f}")),
     ("Coarse temporal patches hurt temporal tasks (more than spatial ones)", ["joint", "coarse_temporal"],
@@ -285,7 +284,7 @@ def compute_lines(by_plan: dict[str, list[dict]]) -> list[str]:
     methods = tuple(c.method for c in curves)
     groups = {"joint attention and masking": ("joint", "mask", "effshortvivit", "longvivit", "tubevit"),
               "factorised and frame-level encoders": ("factorized", "frame_avg"),
-              "PEFT and patch sizes": ("joint", "adapter", "lora", "fst_temporal", "coarse")}
+              "PEFT and patch sizes": ("joint", "adapter", "lora", "coarse")}
     panels = {title: [c for c in curves if c.method == "joint" or any(c.method.startswith(k) for k in keys)]
               for title, keys in groups.items()}
     drawn = Drawn("compute", "Proxy accuracy vs training compute", "", compute_figure(panels, methods))
