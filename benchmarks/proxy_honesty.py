@@ -94,39 +94,43 @@ def same_run_under_default_cap(done: dict, method: str, frames: int, seed: int, 
     return line if line and line.get("acc_stop") == "plateau" else None
 
 
-def run(plans: list[str], model: str, shard: str) -> None:
-    """Train the plans' cells; `shard` "i/n" takes every n-th cell from the i-th, so n processes split a plan."""
+def run(plans: list[str], model: str, shard: str, by_seed: bool = False) -> None:
+    """Train the plans' cells; `shard` "i/n" takes every n-th cell (the same cell in every plan), so n processes
+    split the plans; `by_seed` runs every plan's seed-0 cells first, then seed 1's, ..."""
     index, count = (int(x) for x in shard.split("/"))
     done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)): c for c in load_cells()}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     commit = git_commit()
     OUT.mkdir(parents=True, exist_ok=True)
-    for plan in plans:
+    queue = [(plan, *cell) for plan in plans for cell in PLANS[plan]]
+    if by_seed:  # every plan's cells of seed 0, then of seed 1, ...: a stopped run still has whole seeds
+        queue.sort(key=lambda q: q[3])
+    cells = sorted({q[1:] for q in queue}, key=str)  # a cell's shard is the same in every plan
+    for plan, method, frames, seed in queue:
         budget = plan_budget(plan)
-        for i, (method, frames, seed) in enumerate(PLANS[plan]):
-            if i % count != index:
-                continue
-            ident = (method, frames, seed, json.dumps(budget.to_dict(), sort_keys=True))
-            if plan != "repeat" and ident in done:
-                continue
-            same = same_run_under_default_cap(done, method, frames, seed, budget)
-            if same is not None:
-                append_line(plan, method, frames, seed, "ok", 0.0, command=command, commit=commit, budget=budget.to_dict(),
-                            same_run_as=same["plan"], **{k: v for k, v in same.items() if k.startswith("acc_")})
-                print(f"{plan} {method} T={frames} seed={seed}: the {same['plan']} run (stopped on its plateau)", flush=True)
-                continue
-            cell = CellSpec(model, method, frames, 2, "fp32", "cpu", seed)
-            start = time.perf_counter()
-            try:  # repeat trains everything again, stage 1 included, in an empty cache
-                with tempfile.TemporaryDirectory() if plan == "repeat" else contextlib.nullcontext() as cache:
-                    metrics, status = measure_accuracy(cell, budget, cache).to_dict(), "ok"
-            except ProxyUnsupported as exc:
-                metrics, status = {"reason": str(exc)}, "unsupported"
-            wall = round(time.perf_counter() - start, 1)
-            line = append_line(plan, method, frames, seed, status, wall, command=command, commit=commit,
-                               cache=os.environ.get("VFBENCH_CACHE", "default"), budget=budget.to_dict(), **metrics)
-            done[ident] = line
-            print(f"{plan} {method} T={frames} seed={seed}: {status} {wall} s", flush=True)
+        if cells.index((method, frames, seed)) % count != index:
+            continue
+        ident = (method, frames, seed, json.dumps(budget.to_dict(), sort_keys=True))
+        if plan != "repeat" and ident in done:
+            continue
+        same = same_run_under_default_cap(done, method, frames, seed, budget)
+        if same is not None:
+            append_line(plan, method, frames, seed, "ok", 0.0, command=command, commit=commit, budget=budget.to_dict(),
+                        same_run_as=same["plan"], **{k: v for k, v in same.items() if k.startswith("acc_")})
+            print(f"{plan} {method} T={frames} seed={seed}: the {same['plan']} run (stopped on its plateau)", flush=True)
+            continue
+        cell = CellSpec(model, method, frames, 2, "fp32", "cpu", seed)
+        start = time.perf_counter()
+        try:  # repeat trains everything again, stage 1 included, in an empty cache
+            with tempfile.TemporaryDirectory() if plan == "repeat" else contextlib.nullcontext() as cache:
+                metrics, status = measure_accuracy(cell, budget, cache).to_dict(), "ok"
+        except ProxyUnsupported as exc:
+            metrics, status = {"reason": str(exc)}, "unsupported"
+        wall = round(time.perf_counter() - start, 1)
+        line = append_line(plan, method, frames, seed, status, wall, command=command, commit=commit,
+                           cache=os.environ.get("VFBENCH_CACHE", "default"), budget=budget.to_dict(), **metrics)
+        done[ident] = line
+        print(f"{plan} {method} T={frames} seed={seed}: {status} {wall} s", flush=True)
 
 
 EXAMPLE = ["--methods", "joint,frame_avg,effshortvivit", "--frames", "16..32", "--accuracy"]
@@ -161,11 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("plans", nargs="+", choices=sorted(PLANS))
     r.add_argument("--model", default="small", help="the cell's preset (the proxy model is fixed; see tasks/proxy.py)")
     r.add_argument("--shard", default="0/1", help="i/n: train every n-th cell from the i-th (n processes split the plans)")
+    r.add_argument("--by-seed", action="store_true", help="all plans' seed-0 cells first, then seed 1's, ...")
     sub.add_parser("tables")
     sub.add_parser("example", help="time `vfbench run " + " ".join(EXAMPLE) + "` end to end; append its cells")
     args = p.parse_args(argv)
     if args.cmd == "run":
-        run(args.plans, args.model, args.shard)
+        run(args.plans, args.model, args.shard, args.by_seed)
     elif args.cmd == "example":
         example()
     else:

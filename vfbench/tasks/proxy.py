@@ -1,5 +1,5 @@
 """Proxy accuracy of a cell: stage 1 (cached image-text pre-training), stage 2 (contrastive training of
-the cell's methods on synthetic clips for a fixed budget), evaluation with every token.
+the cell's methods on synthetic clips until validation stops improving), evaluation with every token.
 
 The proxy model is one small dual encoder (`proxy_spec`: width 64, depth 2, 4 heads, 32-px frames in
 2 x 8 x 8 tubelets, text tower width 64, depth 2), whatever the cell's preset: the preset sizes the
