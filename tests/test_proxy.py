@@ -231,3 +231,15 @@ def test_plateau_budget_records_its_rule_curve_and_compute(tmp_path):
     assert back == out and back.curve == out.curve
     with pytest.raises(ValueError, match="rule"):
         ProxyBudget(rule="until-bored")
+
+
+def test_a_recipe_shares_the_cached_model_of_the_methods_it_names(tmp_path):
+    """shortvivit is joint with full fine-tuning: on the proxy it trains exactly joint's model, so its 16-frame
+    cell reads joint's cached model (the same accuracy) instead of training it again."""
+    budget = dataclasses.replace(TINY, short_frames=6)
+    assert proxy.training_label("shortvivit") == proxy.training_label("joint") == "joint"
+    assert proxy.training_label("imagevit") == "frame_avg" and proxy.training_label("longvivit") != "longvivit"
+    joint = measure_accuracy(cell("joint"), budget, tmp_path)
+    recipe = measure_accuracy(cell("shortvivit"), budget, tmp_path)
+    assert joint.short_cached is False and recipe.short_cached is True
+    assert [s.r1 for s in recipe.scores] == [s.r1 for s in joint.scores]

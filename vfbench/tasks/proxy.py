@@ -49,7 +49,7 @@ import torch
 
 from vfbench.models.tower import frames_problems
 from vfbench.models import build_model
-from vfbench.registry import compose
+from vfbench.registry import compose, recipes
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
 from vfbench.step import AUTOCAST, model_step_flops, resolve_device
 from vfbench.tasks.evaluate import evaluate, validator
@@ -223,8 +223,16 @@ def short_cell(cell: CellSpec, budget: ProxyBudget) -> CellSpec | None:
     return None if proxy_problems(short, budget) else short
 
 
+def training_label(method: str) -> str:
+    """The composition a cell trains, with a recipe's name resolved to its methods: shortvivit is joint (full
+    fine-tuning) and imagevit is frame_avg on the proxy, so they share the cached model instead of training it twice."""
+    label = compose(method).label
+    recipe = recipes().get(label)
+    return compose(recipe.text).label if recipe is not None else label
+
+
 def short_key(cell: CellSpec, budget: ProxyBudget) -> str:
-    ident = {"format": SHORT_FORMAT, "method": compose(cell.method).label, "frames": cell.frames, "seed": cell.seed,
+    ident = {"format": SHORT_FORMAT, "method": training_label(cell.method), "frames": cell.frames, "seed": cell.seed,
              "device": resolve_device(cell.device), "dtype": str(autocast_dtype(cell, budget)),
              "budget": {k: v for k, v in budget.to_dict().items() if k in TRAINING_KEYS}}
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
