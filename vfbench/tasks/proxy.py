@@ -29,7 +29,8 @@ Short->long (arXiv:2312.07395, Fig. 5, stage 1b): a cell longer than `short_fram
 It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
 trained here exactly as that cell trains it), and continues for `long_steps` (50) at its own frame count.
 So a 32-frame cell costs 50 steps at 32 frames, not a whole stage-2 run, and its record says so (acc_init, acc_steps,
-acc_short_frames, acc_short_steps). honesty.md compares it with training at 32 frames from stage 1.
+acc_short_frames, acc_short_steps; acc_steps_run, acc_stop and acc_curve describe the 16-frame stage).
+results/proxy-honesty/cells-fixed250.jsonl compares it with training at 32 frames from stage 1.
 
 Cost of one stage-2 step on 2 otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16
 frames and 0.37 s at 32, frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.05 s to
