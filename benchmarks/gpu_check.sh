@@ -53,7 +53,8 @@ step estimate-vs-measured 120 python benchmarks/estimate_vs_measured.py --device
 # The recipes and the attention kernels at 16..128 frames.
 step recipes-vitb 150 $VF run --device cuda --model vit-b --methods 'shortvivit,effshortvivit,longvivit,imagevit,attn_kernel(kind=math),checkpoint' \
   --frames 16..128 --no-accuracy --out "$OUT/runs" --run-id recipes-vitb
-# The README's accuracy example with accuracy on (on CUDA: every cell), an empty proxy cache.
+# The README's accuracy example with accuracy on (on CUDA: every cell), an empty proxy cache: the proxy trains until
+# its validation plateaus, its clips drawn on the GPU (acc_train_s, acc_steps_run and acc_train_flops time that path).
 VFBENCH_CACHE="$OUT/proxy-cache" step accuracy 150 $VF run --device cuda --model vit-b --methods joint,frame_avg,effshortvivit \
   --frames 16..32 --accuracy --out "$OUT/runs" --run-id accuracy-vitb
 rm -rf "$OUT/proxy-cache"
