@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from proxy_honesty import OUT, VARIANTS, plan_budget
+from proxy_honesty import FINDING_METHODS, OUT, VARIANTS, plan_budget
 
 from vfbench.report.accuracy import compute_curve, compute_figure
 from vfbench.report.plotting import Drawn, save
@@ -277,7 +277,7 @@ def redundancy_lines() -> list[str]:
 
 def compute_lines(by_plan: dict[str, list[dict]]) -> list[str]:
     """A curve per method: validation R@1 against training FLOPs, default setting, seed 0 (plots next to this file)."""
-    cells = [c for c in by_plan.get("findings", []) if c["seed"] == 0 and c["status"] == "ok" and c["frames"] == 16]
+    cells = [c for m in FINDING_METHODS if (c := first_run(by_plan.get("findings", []), m))]
     curves = [cc for c in cells if (cc := compute_curve(c["method"], c))]
     if not curves:
         return []
@@ -293,13 +293,13 @@ def compute_lines(by_plan: dict[str, list[dict]]) -> list[str]:
            "Validation mean R@1 at each validation against the training FLOPs spent (formula per step x steps), a line per "
            "method; filled: the model kept; ringed: stopped at the cap. The methods differ in cost per step, so a budget in "
            "steps is not a budget in compute.", "", "![accuracy vs training compute](compute.png)", "",
-           "| method | FLOPs per step | steps run (stop) | steps kept | training PFLOPs | best validation R@1 |", "|---|---|---|---|---|---|"]
+           "| method | GFLOPs per step | steps run (stop) | steps kept | training TFLOPs run | best validation R@1 |", "|---|---|---|---|---|---|"]
     for c in cells:
         if not c.get("acc_step_flops"):
             continue
         best = max((float(v.split(":")[1]) for v in c["acc_curve"].split()), default=float("nan"))
-        out.append(f"| {c['method']} | {c['acc_step_flops'] / 1e9:.1f} G | {c['acc_steps_run']} ({c['acc_stop']}) | {c['acc_steps']} | "
-                   f"{c['acc_train_flops'] / 1e15:.2f} | {best:.3f} |")
+        out.append(f"| {c['method']} | {c['acc_step_flops'] / 1e9:.1f} | {c['acc_steps_run']} ({c['acc_stop']}) | {c['acc_steps']} | "
+                   f"{c['acc_train_flops'] / 1e12:.1f} | {best:.3f} |")
     return out
 
 
