@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
+from matplotlib.ticker import NullFormatter
+
 from vfbench.report.document import Cell, Table
 from vfbench.report.load import Run
 from vfbench.report.metrics import CHANCE_PREFIX, accuracy_keys, accuracy_metric, budget_peak_key, status_text, value
@@ -167,6 +169,7 @@ def compute_figure(panels: dict[str, list[ComputeCurve]], methods: tuple[str, ..
             if c.stop == "cap":
                 ax.scatter(*c.points[-1], s=110, facecolors="none", edgecolors=st.color, linewidths=1.2, zorder=3)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide at this width
         ax.set_xlabel("training FLOPs (formula, stage 2)")
         ax.set_ylabel("validation mean R@1")
         ax.set_title(title, fontsize=9)
