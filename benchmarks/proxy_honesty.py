@@ -88,8 +88,8 @@ def same_run_under_default_cap(done: dict, method: str, frames: int, seed: int, 
     on its plateau before the default cap, and the learning rate does not depend on the cap (schedule.py,
     tested in tests/test_proxy.py), so the larger cap changes nothing."""
     base = default_budget("cpu")
-    if budget.rule != "plateau" or dataclasses.replace(budget, steps=base.steps) != base:
-        return None
+    if budget.rule != "plateau" or budget.steps <= base.steps or dataclasses.replace(budget, steps=base.steps) != base:
+        return None  # only a larger cap over the default budget (never the repeat plan, which must train again)
     line = done.get((method, frames, seed, json.dumps(base.to_dict(), sort_keys=True)))
     return line if line and line.get("acc_stop") == "plateau" else None
 
