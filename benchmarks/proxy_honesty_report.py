@@ -365,6 +365,12 @@ def write_tables(cells: list[dict]) -> None:
     text += [f"- {SETTINGS[p]}: `{json.dumps(VARIANTS[p])}` over the default" for p in VARIANTS]
     text += ["", "The earlier fixed 250-step budget with 2-frame events, under which joint with 75% masking lost 0.30 mean R@1, "
              "is kept in `cells-fixed250.jsonl` (commit 14d47e6 and before; its tables are in that commit's honesty.md)."]
+    text += ["", "Coverage (cells of the findings table's methods at T = 16, by setting and seed; a run stopped for time leaves "
+             "later seeds partial, and each verdict uses only the seeds all its methods ran):", ""]
+    for plan, title in SETTINGS.items():
+        have = {(c["method"], c["seed"]) for c in by_plan.get(plan, []) if c["status"] == "ok" and c["frames"] == 16}
+        counts = ", ".join(f"seed {s}: {sum((m, s) in have for m in FINDING_METHODS)} of {len(FINDING_METHODS)}" for s in SEEDS)
+        text.append(f"- {title}: {counts}")
     text += [""] + honesty_lines(main_cells) + [""] + redundancy_lines()
     text += [""] + findings_lines(by_plan) + [""] + compute_lines(by_plan) + [""] + long_lines(main_cells)
     text += [""] + example_lines(main_cells)
