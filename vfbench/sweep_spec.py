@@ -13,7 +13,8 @@ from vfbench.spec import CellSpec, MeasureSettings, _Frozen
 CPU_MAX_FRAMES = 32
 CPU_SUBSET_NOTE = (
     f"on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
-    f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames (a few minutes each on 2 cores: each trains until its validation plateaus); --accuracy all trains every cell"
+    f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames (a few minutes each on 2 cores: each trains until its "
+    "validation plateaus); --accuracy all trains every cell"
 )
 
 
