@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfbench.models.blocks import Attention, Block
+from vfbench.models.blocks import Attention
 from vfbench.models.dual import DualEncoder
 from vfbench.models.encoder import VideoEncoder
 from vfbench.models.patch import TubeletEmbed, temporal_table
+from vfbench.models.text import TextEncoder
 from vfbench.models.tower import TokenLayout
 from vfbench.spec import ModelSpec
 
@@ -107,34 +108,21 @@ class CausalAttention(Attention):
         return self.proj(out.transpose(1, 2).reshape(B, S, D))
 
 
-class ClipTextEncoder(nn.Module):
-    """CLIP's causal text transformer; the features at the end-of-text token (the largest id)."""
+class ClipTextEncoder(TextEncoder):
+    """CLIP's causal text transformer: vfbench's text tower with causal attention (QuickGELU where the
+    checkpoint used it), pooled at the end-of-text token (the largest id) instead of the mean."""
 
     def __init__(self, spec: ModelSpec):
-        super().__init__()
-        self.tok = nn.Embedding(spec.vocab_size, spec.text_width)
-        self.pos = nn.Parameter(torch.zeros(spec.text_len, spec.text_width))
-        nn.init.normal_(self.tok.weight, std=0.02)
-        nn.init.normal_(self.pos, std=0.01)
-        self.blocks = nn.ModuleList(
-            Block(spec.text_width, spec.text_heads, spec.text_mlp_dim) for _ in range(spec.text_depth)
-        )
+        super().__init__(spec)
+        with torch.no_grad():
+            self.pos.mul_(0.5)  # position init std 0.01, as CLIP's (weights usually come from the checkpoint)
         for blk in self.blocks:
             blk.attn = CausalAttention(spec.text_width, spec.text_heads)
             if spec.option(QUICK_GELU):
                 blk.mlp.act = QuickGELU()
-        self.norm = nn.LayerNorm(spec.text_width)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, L) token ids -> (B, D_text)."""
-        x = self.tok(ids) + self.pos[: ids.shape[1]]
-        for blk in self.blocks:
-            x = blk(x)
-        x = self.norm(x)
+    def pool(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return x[torch.arange(x.shape[0], device=x.device), ids.argmax(dim=-1)]
-
-    def forward_flops(self, length: int) -> int:
-        return sum(blk.forward_flops(length) for blk in self.blocks)
 
 
 def clip_problems(spec: ModelSpec) -> list[str]:

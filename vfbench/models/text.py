@@ -27,7 +27,11 @@ class TextEncoder(nn.Module):
         x = self.tok(ids) + self.pos[: ids.shape[1]]  # (B, L, D_text)
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x).mean(dim=1)
+        return self.pool(self.norm(x), ids)
+
+    def pool(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(B, L, D_text) normalised token features -> (B, D_text): the mean over the caption's tokens."""
+        return x.mean(dim=1)
 
     def forward_flops(self, length: int) -> int:
         return sum(blk.forward_flops(length) for blk in self.blocks)
