@@ -131,9 +131,9 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
     calls, seen = [], {}
     real_train, real_eval = proxy.train, proxy.evaluate
 
-    def train(model, b, frames, seed, device, dtype, steps=None, warmup=None):
+    def train(model, b, frames, seed, device, dtype, steps=None, warmup=None, **kwargs):
         calls.append((frames, b.steps if steps is None else steps))
-        return real_train(model, b, frames, seed, device, dtype, steps, warmup)
+        return real_train(model, b, frames, seed, device, dtype, steps, warmup, **kwargs)
 
     def evaluate(model, *args, **kwargs):
         seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
@@ -148,7 +148,7 @@ def test_long_cells_continue_the_cached_short_model(tmp_path, monkeypatch):
 
     calls.clear()
     no_op = proxy.Trace(2, 2, "fixed", (), 0.0)
-    monkeypatch.setattr(proxy, "train", lambda model, *a: calls.append(a[1:2] + a[5:6]) or no_op)  # no-op: see the start
+    monkeypatch.setattr(proxy, "train", lambda model, *a, **kw: calls.append(a[1:2] + a[5:6]) or no_op)  # no-op: see the start
     measure_accuracy(cell(frames=12), budget, tmp_path / "a")
     assert calls == [(12, 2)]  # only the continuation, at its own T, for long_steps
     assert all(torch.equal(v, seen["state"][k]) for k, v in torch.load(saved)["model"].items())  # it started there
@@ -218,6 +218,24 @@ def test_a_run_that_stops_on_its_plateau_is_the_same_run_under_a_larger_cap():
     (a, sa), (b, sb) = runs
     assert a == b and a.stop == "plateau" and a.steps_run == 9
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_larger_cap_continues_the_run_a_smaller_cap_left_exactly(tmp_path):
+    """A cell that reached its cap leaves its whole state (model, optimizer, the rule's patience, the mask
+    generator); under a larger cap it continues from there and ends exactly where training from step 0 ends."""
+    small = dataclasses.replace(TINY, rule="plateau", steps=4, val_every=2, patience=9, short_frames=6)
+    large = dataclasses.replace(small, steps=8)
+    first = measure_accuracy(cell("mask(ratio=0.5)"), small, tmp_path / "a")
+    assert first.stop == "cap" and first.resumed_from is None
+    assert list((tmp_path / "a").glob("cap-*-4.pt"))
+    resumed = measure_accuracy(cell("mask(ratio=0.5)"), large, tmp_path / "a")
+    scratch = measure_accuracy(cell("mask(ratio=0.5)"), large, tmp_path / "b")
+    assert resumed.resumed_from == 4 and scratch.resumed_from is None
+    assert resumed.steps_run == scratch.steps_run == 8 and resumed.curve == scratch.curve
+    assert [n for n, _ in resumed.curve] == [2, 4, 6, 8] and resumed.curve[:2] == first.curve
+    assert resumed.scores == scratch.scores and resumed.loss_final == scratch.loss_final
+    assert resumed.train_flops == scratch.train_flops == 8 * scratch.step_flops
+    assert ProxyAccuracy.from_dict(resumed.to_dict()).resumed_from == 4
 
 
 def test_plateau_budget_records_its_rule_curve_and_compute(tmp_path):

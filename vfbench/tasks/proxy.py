@@ -20,10 +20,11 @@ every 50 steps; stop after 3 validations without a gain above 0.005, keep the be
 500). A fixed budget (`rule` "fixed", cosine over `steps`) favoured fast learners: joint learns event order
 by 200 steps, 50% masking by 500, so a 250-step budget judged the budget, not the method. The learning rate
 is constant after warm-up under the plateau rule, so a cell that stops on its plateau is the same run under
-any larger cap. The record keeps the rule, where it stopped and why, the validation curve and the training
-FLOPs (`acc_rule`, `acc_steps`, `acc_steps_run`, `acc_stop`, `acc_curve`, `acc_step_flops`, `acc_train_flops`),
-so accuracy can be read against training compute. Stage 1 takes 1000 steps (~10-20 s, once per seed): 300
-left the image model at chance on shape and position.
+any larger cap, and one that reached its cap continues exactly from the state it left there (acc_resumed_from).
+The record keeps the rule, where it stopped and why, the validation curve and the training FLOPs (`acc_rule`,
+`acc_steps`, `acc_steps_run`, `acc_stop`, `acc_curve`, `acc_step_flops`, `acc_train_flops`), so accuracy can
+be read against training compute. Stage 1 takes 1000 steps (~10-20 s, once per seed): 300 left the image model
+at chance on shape and position.
 
 Short->long (arXiv:2312.07395, Fig. 5, stage 1b): a cell longer than `short_frames` (16) does not train from stage 1.
 It starts from the same methods' stage-2 model at 16 frames, which the 16-frame cell caches (or which is
@@ -192,7 +193,7 @@ def measure_accuracy(cell: CellSpec, budget: ProxyBudget, cache_dir: Path | None
         model=f"proxy w{budget.width} d{budget.depth} h{budget.heads} patch{budget.patch}",
         task=budget.task.summary(), stage1=stage1, fresh_init=fresh_init, short_cached=short_cached,
         rule=budget.rule, steps_run=trace.steps_run, stop=trace.stop, curve=trace.curve, step_flops=step_flops,
-        train_flops=flops,
+        train_flops=flops, resumed_from=trace.resumed_from,
     )
 
 
@@ -242,27 +243,46 @@ def short_key(cell: CellSpec, budget: ProxyBudget) -> str:
 def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path, device) -> tuple[Trace, bool]:
     """Bring `model` (fresh from `start_model` with the short cell's methods and seed) to the short cell's
     trained stage-2 state: from the cache, or trained exactly as the short cell's own record trains it and
-    then cached atomically. Returns (how that training went, whether it came from the cache)."""
+    then cached atomically. Returns (how that training went, whether it came from the cache).
+    Under the plateau rule a run that reaches its cap also leaves its whole state (`cap_path`), and a run under
+    a larger cap continues from the largest such state below it instead of from step 0: the same run, since
+    the learning rate does not depend on the cap (`fit_until_plateau`), for the cost of the steps past it."""
     path = cache / f"short-{short_key(short, budget)}.pt"
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
         t = saved["trace"]
-        return Trace(t["steps"], t["steps_run"], t["stop"], tuple(map(tuple, t["curve"])), t["loss_final"]), True
-    trace = train(model, budget, short.frames, short.seed, device, autocast_dtype(short, budget))
+        return Trace(t["steps"], t["steps_run"], t["stop"], tuple(map(tuple, t["curve"])), t["loss_final"],
+                     t.get("resumed_from")), True
+    resume = at_cap = None
+    if budget.rule == "plateau":
+        prefix = cap_path(short, budget, cache, 0).name[: -len("0.pt")]
+        caps = [int(n) for f in cache.glob(prefix + "*.pt") if (n := f.name[len(prefix) : -3]).isdigit() and int(n) < budget.steps]
+        if caps:
+            resume = torch.load(cap_path(short, budget, cache, max(caps)), map_location="cpu", weights_only=True)
+        at_cap = lambda state: save_atomic(state, cap_path(short, budget, cache, budget.steps))  # noqa: E731
+    trace = train(model, budget, short.frames, short.seed, device, autocast_dtype(short, budget), resume=resume,
+                  at_cap=at_cap)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_atomic({"model": state, "trace": {**dataclasses.asdict(trace), "curve": [list(c) for c in trace.curve]}}, path)
     return trace, False
 
 
+def cap_path(short: CellSpec, budget: ProxyBudget, cache: Path, cap: int) -> Path:
+    """Where the whole state of the short cell's plateau run at step `cap` (its cap then) is kept."""
+    return cache / f"cap-{short_key(short, dataclasses.replace(budget, steps=0))}-{cap}.pt"
+
+
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int | None = None,
-          warmup: int | None = None) -> Trace:
+          warmup: int | None = None, resume: dict | None = None, at_cap=None) -> Trace:
     """Stage 2: contrastive training on fresh clips, drawn and rendered on `device`. Without `steps`, by the
     budget's rule: until validation R@1 stops improving (plateau, `budget.steps` the cap) or `budget.steps`
     steps (fixed); with `steps` (the short->long continuation), that many on the budget's schedule. The masks
     (the encoder's token hooks) draw from their own generator, seeded from (seed, frames), so a long cell masks
     the same whether its short stage came from the cache or was trained just now. On CUDA the clips come
-    from a CUDA generator, whose stream differs from the CPU one: the same seed draws other clips there."""
+    from a CUDA generator, whose stream differs from the CPU one: the same seed draws other clips there.
+    `resume` / `at_cap` (plateau rule only): continue a run from the state a smaller cap left / keep this run's
+    state when it reaches its cap (`fit_until_plateau`), the mask generator's state included."""
     bank = sprite_bank(budget.task, device)
     model.video.token_generator = seeded(seed, 2, frames)
     batch_at = lambda step: clip_batch(budget.task, frames, budget.batch, budget.hard_fraction,  # noqa: E731
@@ -275,5 +295,10 @@ def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.devi
         return Trace(steps, steps, "fixed", (), loss)
     score = validator(model, budget.task, frames, budget.val_sizes, budget.val_seed, device, dtype)
     rule = Plateau(score, budget.val_every, budget.patience, budget.min_delta)
-    return fit_until_plateau(model, batch_at, budget.steps, budget.lr, budget.weight_decay, warmup, budget.grad_clip,
-                             rule, device, dtype)
+    masks = model.video.token_generator
+    if resume is not None:
+        masks.set_state(resume["masks"])
+    keep = None if at_cap is None else (lambda state: at_cap({**state, "masks": masks.get_state()}))
+    trace = fit_until_plateau(model, batch_at, budget.steps, budget.lr, budget.weight_decay, warmup, budget.grad_clip,
+                              rule, device, dtype, resume, keep)
+    return trace if resume is None else dataclasses.replace(trace, resumed_from=resume["step"])

@@ -77,6 +77,7 @@ class ProxyAccuracy:
     curve: tuple = ()  # (steps, validation mean R@1) at each validation of that stage
     step_flops: Optional[int] = None  # FLOPs of one training step of that stage (formula: step.model_step_flops)
     train_flops: Optional[int] = None  # FLOPs of every stage-2 step run for this model, continuation included
+    resumed_from: Optional[int] = None  # that stage continued the state a smaller cap left at this step (train_s: the rest)
 
     def score(self, gallery: str) -> GalleryScore:
         return next(s for s in self.scores if s.gallery == gallery)
@@ -100,6 +101,8 @@ class ProxyAccuracy:
         out.update(acc_rule=self.rule, acc_steps_run=self.steps_run, acc_stop=self.stop, acc_curve=format_curve(self.curve))
         if self.step_flops is not None:
             out.update(acc_step_flops=self.step_flops, acc_train_flops=self.train_flops)
+        if self.resumed_from is not None:
+            out["acc_resumed_from"] = self.resumed_from
         return out
 
     @classmethod
@@ -115,6 +118,7 @@ class ProxyAccuracy:
             stage1=Stage1.from_dict(d), fresh_init=d["acc_fresh_init"], short_cached=d.get("acc_short_cached"),
             rule=d.get("acc_rule", "fixed"), steps_run=d.get("acc_steps_run"), stop=d.get("acc_stop", "fixed"),
             curve=parse_curve(d.get("acc_curve") or ""), step_flops=d.get("acc_step_flops"), train_flops=d.get("acc_train_flops"),
+            resumed_from=d.get("acc_resumed_from"),
         )
 
 

@@ -58,19 +58,26 @@ class Trace:
     stop: str
     curve: tuple = ()
     loss_final: float = float("nan")
+    resumed_from: int | None = None  # the run continued the state a smaller cap left at this step (steps before it not rerun)
 
 
 def fit_until_plateau(model, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor]], cap: int, lr: float,
                       weight_decay: float, warmup: int, grad_clip: float, plateau: Plateau,
-                      device: torch.device | None = None, dtype: torch.dtype | None = None) -> Trace:
+                      device: torch.device | None = None, dtype: torch.dtype | None = None,
+                      resume: dict | None = None, at_cap: Callable[[dict], None] | None = None) -> Trace:
     """Train as `fit` does, at a constant learning rate after warm-up, until validation stops improving
     (`plateau`) or `cap` steps; the model ends at its best validation point. The learning rate never depends
-    on the cap, so a run that stops on its plateau before a cap is the same run under any larger cap."""
-    return _train(model, batch_at, cap, lr, weight_decay, warmup, "constant", grad_clip, device, dtype, plateau)
+    on the cap, so a run that stops on its plateau before a cap is the same run under any larger cap, and a
+    run that reached a smaller cap continues exactly: `at_cap` receives the whole state of a run that reached
+    its cap (model, optimizer, schedule, the rule's best and patience, curve; before the best model is
+    restored), and `resume` (such a state) starts from it instead of from step 0."""
+    return _train(model, batch_at, cap, lr, weight_decay, warmup, "constant", grad_clip, device, dtype, plateau,
+                  resume, at_cap)
 
 
 def _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip, device, dtype,
-           plateau: Plateau | None = None) -> Trace:
+           plateau: Plateau | None = None, resume: dict | None = None,
+           at_cap: Callable[[dict], None] | None = None) -> Trace:
     device = device or torch.device("cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -79,7 +86,15 @@ def _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip
     curve: list[tuple[int, float]] = []
     best, best_step, best_state, worse = -math.inf, 0, None, 0
     stop, done = ("fixed" if plateau is None else "cap"), 0
-    for step in range(steps):
+    if resume is not None:
+        if resume["step"] >= steps:
+            raise ValueError(f"cannot resume a run at step {resume['step']} under a cap of {steps}")
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        done, tail, curve = resume["step"], list(resume["tail"]), [tuple(c) for c in resume["curve"]]
+        best, best_step, best_state, worse = resume["best"], resume["best_step"], resume["best_state"], resume["worse"]
+    for step in range(done, steps):
         video, ids = batch_at(step)
         with autocast(device.type, dtype):
             loss = model(video.to(device), ids.to(device))
@@ -97,12 +112,20 @@ def _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip
         curve.append((done, round(score, 4)))
         if score > best + plateau.min_delta or best_state is None:
             best, best_step, worse = max(score, best), done, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = _copy(model.state_dict())
         else:
             worse += 1
             if worse >= plateau.patience:
                 stop = "plateau"
                 break
+    if at_cap is not None and stop == "cap":
+        at_cap({"step": done, "model": _copy(model.state_dict()), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "tail": tail, "curve": [list(c) for c in curve], "best": best,
+                "best_step": best_step, "best_state": best_state, "worse": worse})
     if best_state is not None and best_step != done:
         model.load_state_dict(best_state)
     return Trace(best_step if plateau is not None else done, done, stop, tuple(curve), sum(tail) / max(len(tail), 1))
+
+
+def _copy(state: dict) -> dict:
+    return {k: v.detach().clone() for k, v in state.items()}
