@@ -51,7 +51,7 @@ BAD = [
     (["run", "--methods", "mask(ratio=-0.1)"], "ratio"),
     (["run", "--methods", "joint+frame_avg"], "conflicting methods"),
     (["run", "--frames", "4.5"], "cannot read frames"),
-    (["run", "--accuracy", "most"], "accepted: on, all, off"),
+    (["run", "--accuracy", "most"], "accepted: auto, on, all, off"),
     (["list", "zzz*"], "no method matches"),
     (["list", "--axis", "tokenz"], "unknown axis 'tokenz' (did you mean 'tokens'?)"),
 ]

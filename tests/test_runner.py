@@ -217,6 +217,33 @@ def test_accuracy_lands_in_the_same_record(tmp_path, monkeypatch):
     assert {(c.method, c.frames) for c in cpu_default if c.accuracy} == {(m, t) for m in ("joint", "effshortvivit") for t in (8, 32)}
 
 
+@pytest.mark.parametrize("flags, on_cpu, on_cuda", [
+    ([], "off", "on"),  # the default, auto: a CPU run measures memory and time only, and says how to add accuracy
+    (["--accuracy"], "on", "on"), (["--accuracy", "all"], "all", "all"), (["--no-accuracy"], "off", "off"),
+])
+def test_accuracy_default_is_off_on_cpu_and_on_with_cuda(flags, on_cpu, on_cuda, monkeypatch):
+    import argparse
+
+    import vfbench.step
+    from vfbench.commands.run_cmd import _options, add_parser, build_sweep
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    for device, want in (("cpu", on_cpu), ("cuda", on_cuda)):
+        monkeypatch.setattr(vfbench.step, "resolve_device", lambda name, device=device: device)  # as if it had CUDA
+        args = parser.parse_args(["--model", "tiny", "--methods", "joint,effshortvivit", "--frames", "16,64", *flags])
+        sweep, note = build_sweep(_options(args))
+        assert sweep.accuracy == want, (device, flags)
+        trained = {(c.method, c.frames) for c in sweep.cells() if c.accuracy}
+        if want == "off":
+            assert not trained
+        elif device == "cpu" and want == "on":
+            assert trained == {("joint", 16), ("effshortvivit", 16)}  # the baseline and the recipes up to 32 frames
+        else:
+            assert len(trained) == 4
+        if device == "cpu" and not flags:
+            assert any("off by default on CPU" in line and "--accuracy" in line for line in note)
+
+
 @pytest.mark.parametrize("warmup", [0, 1, 3])
 def test_warmup_is_the_number_of_steps_before_the_memory_step(tiny_cell, monkeypatch, warmup):
     """--warmup N: exactly N untimed steps before the memory of a step is tracked (0: the very first step)."""

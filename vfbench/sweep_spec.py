@@ -12,10 +12,27 @@ from vfbench.spec import CellSpec, MeasureSettings, _Frozen
 
 CPU_MAX_FRAMES = 32
 CPU_SUBSET_NOTE = (
-    f"on CPU, proxy accuracy is trained for the baseline (joint) and the recipes (and methods equal to one, "
+    f"on CPU, --accuracy trains the proxy for the baseline (joint) and the recipes (and methods equal to one, "
     f"e.g. frame_avg = imagevit) at up to {CPU_MAX_FRAMES} frames (a few minutes each on 2 cores: each trains until its "
     "validation plateaus); --accuracy all trains every cell"
 )
+CPU_OFF_NOTE = (
+    "proxy accuracy is off by default on CPU: a cell trains for minutes on a few cores (until its validation plateaus), "
+    f"so memory and time come first; --accuracy trains the baseline and the recipes at up to {CPU_MAX_FRAMES} frames, "
+    "--accuracy all every cell"
+)
+ACCURACY_MODES = ("auto", "on", "all", "off")
+
+
+def resolve_accuracy(mode, device: str, task: str = "") -> str:
+    """The accuracy mode a sweep runs: "auto" (the default) is "on" on CUDA or with a named task, "off" on CPU
+    (CPU_OFF_NOTE); YAML's true / false mean on / off. Raises UserError for any other value."""
+    mode = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, (bool, str)) else mode
+    if mode not in ACCURACY_MODES:
+        raise UserError(f"--accuracy {mode!r} is not accepted; accepted: {', '.join(ACCURACY_MODES)} (or --no-accuracy)")
+    if mode == "auto":
+        return "on" if device == "cuda" or task else "off"
+    return mode
 
 
 @dataclass(frozen=True)
@@ -43,8 +60,8 @@ class SweepSpec(_Frozen):
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     estimate: bool = True  # estimate each cell's peak before running it
     skip_predicted_oom: bool = True  # skip cells whose estimate exceeds the device's free memory
-    # Proxy accuracy: "on" = every cell on CUDA, the documented subset on CPU
-    # (tasks/proxy.py cpu_default_subset); "all" = every cell; "off". The CLI's default is "on".
+    # Proxy accuracy: "on" = every cell on CUDA, the documented subset on CPU (cpu_default_subset);
+    # "all" = every cell; "off". The CLI's default, "auto", resolves to "on" on CUDA and "off" on CPU (resolve_accuracy).
     accuracy: str = "off"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only
     task: str = ""  # accuracy task: "" = the synthetic proxy; "video-folder:PATH" (real clips and captions)

@@ -35,8 +35,9 @@ OPTIONS = {
     "warmup": (None, "untimed steps before measuring (default: 3 on CUDA, 2 on CPU; 0 measures the first step, before the optimizer state exists)"),
     "min_repeats": (None, "timed steps at least (default: 10 on CUDA, 3 on CPU)"),
     "min_seconds": (None, "seconds of timed steps at least (default: 2 on CUDA, 1 on CPU)"),
-    "accuracy": ("on", "proxy accuracy next to memory and time: on (every cell on CUDA; on CPU the baseline and "
-                 "the recipes at up to 32 frames) | all (every cell) | off; --no-accuracy = off"),
+    "accuracy": ("auto", "proxy accuracy next to memory and time: auto (on with CUDA or a --task, off on CPU) | on "
+                 "(every cell on CUDA; on CPU the baseline and the recipes at up to 32 frames) | all (every cell) | off; "
+                 "--accuracy alone = on, --no-accuracy = off"),
     "task": (None, "accuracy task: proxy (the synthetic task; the default) | video-folder:PATH (your clips and captions: "
                    "PATH a .csv/.jsonl captions file or a folder holding captions.csv or captions.jsonl; needs --init)"),
     "init": (None, "the image-text model a video-folder task starts from: open_clip:NAME[:WEIGHTS] (NAME an open_clip "
@@ -56,7 +57,7 @@ def add_parser(sub):
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{help_text} (default: {'on' if default else 'off'})")
         elif name == "accuracy":
-            p.add_argument(flag, dest=name, nargs="?", const="on", default=None, metavar="on|all|off", help=help_text)
+            p.add_argument(flag, dest=name, nargs="?", const="on", default=None, metavar="auto|on|all|off", help=help_text)
             p.add_argument("--no-accuracy", dest=name, action="store_const", const="off", help="no proxy accuracy")
         elif isinstance(default, tuple):  # a list: several values after one flag, or the flag repeated
             p.add_argument(flag, dest=name, nargs="+", action="extend", default=None, metavar="KEY=VALUE", help=help_text)
@@ -99,7 +100,7 @@ def build_sweep(o: dict):
     from vfbench.models import get_preset
     from vfbench.runner.executors import EXECUTORS
     from vfbench.runner.slurm import slurm_settings
-    from vfbench.sweep_spec import SweepSpec, method_labels
+    from vfbench.sweep_spec import CPU_OFF_NOTE, CPU_SUBSET_NOTE, SweepSpec, method_labels, resolve_accuracy
     from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
@@ -123,17 +124,17 @@ def build_sweep(o: dict):
         raise UserError(f"unknown executor {o['executor']!r}; accepted: {', '.join(EXECUTORS)}")
     slurm, slurm_notes = slurm_settings(o, device, str(o["executor"]))
     notes += slurm_notes
-    accuracy = {True: "on", False: "off"}.get(o["accuracy"], o["accuracy"])  # YAML may say true / false
-    if accuracy not in ("on", "all", "off"):
-        raise UserError(f"--accuracy {accuracy!r} is not accepted; accepted: on, all, off (or --no-accuracy)")
-    task, init = _task(o, accuracy)
+    asked = {True: "on", False: "off"}.get(o["accuracy"], o["accuracy"])  # YAML may say true / false
+    resolve_accuracy(asked, device)  # an unknown mode: one line, before anything else
+    task, init = _task(o, asked)
+    accuracy = resolve_accuracy(asked, device, task)
     if task:
         from vfbench.tasks.real_eval import check_video_task
 
         notes.append(check_video_task(task, init))  # before any cell runs: one line and exit 2 on bad input
+    elif device == "cpu" and accuracy == "off" and asked == "auto":
+        notes.append(CPU_OFF_NOTE)
     elif accuracy == "on" and device == "cpu":
-        from vfbench.sweep_spec import CPU_SUBSET_NOTE
-
         notes.append(f"proxy accuracy: {CPU_SUBSET_NOTE}")
     base = MeasureSettings.for_device(device)
     measure = MeasureSettings(

@@ -107,8 +107,13 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
 def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     keys = accuracy_keys(run.records)
     if not keys:
+        why = ""
+        if run.info.sweep.get("accuracy") == "off" and run.info.sweep.get("device") == "cpu":
+            from vfbench.sweep_spec import CPU_OFF_NOTE
+
+            why = f" ({CPU_OFF_NOTE})"
         return (Note("Accuracy was not measured in this run (no acc_* keys in its records), so there is no "
-                     "accuracy–memory plot or Pareto front; run the proxy-accuracy task to add it."),)
+                     f"accuracy–memory plot or Pareto front; run the proxy-accuracy task to add it{why}."),)
     video = video_task_note(run)
     blocks = [video] if video else [_accuracy_coverage(run)]
     for key in keys:
