@@ -41,6 +41,8 @@ def cell_table(cells: list[dict]) -> list[str]:
             continue
         vals = " | ".join(r1(c, g) for g in GALLERIES)
         plan = f"{c['plan']} (= {c['same_run_as']} run)" if c.get("same_run_as") else c["plan"]
+        if c.get("acc_resumed_from") is not None:  # its train s covers the steps past that point only
+            plan += f" (continued from step {c['acc_resumed_from']})"
         rows.append(f"| {plan} | {c['method']} | {c['frames']} | {c['seed']} | {vals} | {c['acc_train_s']} | {c['wall_s']} "
                     f"| {c['omp_num_threads'] or c['threads']} |")
     return rows
