@@ -33,9 +33,10 @@ So a 32-frame cell costs 50 steps at 32 frames, not a whole stage-2 run, and its
 acc_short_frames, acc_short_steps; acc_steps_run, acc_stop and acc_curve describe the 16-frame stage).
 results/proxy-honesty/cells-fixed250.jsonl compares it with training at 32 frames from stage 1.
 
-Cost of one stage-2 step on 2 otherwise idle cores, OMP_NUM_THREADS=2, batch 128: joint 0.14 s at 16
-frames and 0.37 s at 32, frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.05 s to
-draw the batch. Evaluation encodes about 5,100 clips (512+ queries per gallery).
+Cost of one stage-2 step on 2 otherwise idle cores, OMP_NUM_THREADS=2, batch 128 (2026-11 machine): joint 0.14 s
+at 16 frames and 0.37 s at 32, frame_avg 0.26 / 0.60 s, joint + 75% masking 0.05 / 0.09 s, plus 0.02-0.05 s to
+draw the batch. The 2-core machine of 2026-12 is about 3x slower: joint at 16 frames 0.14 s forward, 0.25 s
+backward, 0.15 s to draw the batch; a validation 2 s. Evaluation encodes about 5,100 clips (512+ queries per gallery).
 """
 
 from __future__ import annotations
