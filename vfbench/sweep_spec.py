@@ -24,12 +24,18 @@ CPU_OFF_NOTE = (
 ACCURACY_MODES = ("auto", "on", "all", "off")
 
 
-def resolve_accuracy(mode, device: str, task: str = "") -> str:
-    """The accuracy mode a sweep runs: "auto" (the default) is "on" on CUDA or with a named task, "off" on CPU
-    (CPU_OFF_NOTE); YAML's true / false mean on / off. Raises UserError for any other value."""
+def accuracy_mode(mode) -> str:
+    """The accuracy mode asked for, one of ACCURACY_MODES (YAML's true / false mean on / off); UserError otherwise."""
     mode = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, (bool, str)) else mode
     if mode not in ACCURACY_MODES:
         raise UserError(f"--accuracy {mode!r} is not accepted; accepted: {', '.join(ACCURACY_MODES)} (or --no-accuracy)")
+    return mode
+
+
+def resolve_accuracy(mode, device: str, task: str = "") -> str:
+    """The accuracy mode a sweep runs: "auto" (the default) is "on" on CUDA or with a named task, "off" on CPU
+    (CPU_OFF_NOTE); the other modes as asked (accuracy_mode)."""
+    mode = accuracy_mode(mode)
     if mode == "auto":
         return "on" if device == "cuda" or task else "off"
     return mode

@@ -100,7 +100,7 @@ def build_sweep(o: dict):
     from vfbench.models import get_preset
     from vfbench.runner.executors import EXECUTORS
     from vfbench.runner.slurm import slurm_settings
-    from vfbench.sweep_spec import CPU_OFF_NOTE, CPU_SUBSET_NOTE, SweepSpec, method_labels, resolve_accuracy
+    from vfbench.sweep_spec import CPU_OFF_NOTE, CPU_SUBSET_NOTE, SweepSpec, accuracy_mode, method_labels, resolve_accuracy
     from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
@@ -124,8 +124,7 @@ def build_sweep(o: dict):
         raise UserError(f"unknown executor {o['executor']!r}; accepted: {', '.join(EXECUTORS)}")
     slurm, slurm_notes = slurm_settings(o, device, str(o["executor"]))
     notes += slurm_notes
-    asked = {True: "on", False: "off"}.get(o["accuracy"], o["accuracy"])  # YAML may say true / false
-    resolve_accuracy(asked, device)  # an unknown mode: one line, before anything else
+    asked = accuracy_mode(o["accuracy"])  # an unknown mode: one line, before anything else
     task, init = _task(o, asked)
     accuracy = resolve_accuracy(asked, device, task)
     if task:

@@ -257,8 +257,8 @@ def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path
                      t.get("resumed_from")), True
     resume = at_cap = None
     if budget.rule == "plateau":
-        prefix = cap_path(short, budget, cache, 0).name[: -len("0.pt")]
-        caps = [int(n) for f in cache.glob(prefix + "*.pt") if (n := f.name[len(prefix) : -3]).isdigit() and int(n) < budget.steps]
+        prefix = cap_prefix(short, budget)
+        caps = [int(n) for f in cache.glob(f"{prefix}*.pt") if (n := f.stem[len(prefix) :]).isdigit() and int(n) < budget.steps]
         if caps:
             resume = torch.load(cap_path(short, budget, cache, max(caps)), map_location="cpu", weights_only=True)
         at_cap = lambda state: save_atomic(state, cap_path(short, budget, cache, budget.steps))  # noqa: E731
@@ -269,9 +269,14 @@ def load_or_train_short(model, short: CellSpec, budget: ProxyBudget, cache: Path
     return trace, False
 
 
+def cap_prefix(short: CellSpec, budget: ProxyBudget) -> str:
+    """The file-name prefix of the short cell's saved cap states: its key with the cap left out."""
+    return f"cap-{short_key(short, dataclasses.replace(budget, steps=0))}-"
+
+
 def cap_path(short: CellSpec, budget: ProxyBudget, cache: Path, cap: int) -> Path:
     """Where the whole state of the short cell's plateau run at step `cap` (its cap then) is kept."""
-    return cache / f"cap-{short_key(short, dataclasses.replace(budget, steps=0))}-{cap}.pt"
+    return cache / f"{cap_prefix(short, budget)}{cap}.pt"
 
 
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int | None = None,
