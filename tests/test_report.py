@@ -58,12 +58,13 @@ def sample_records(acc=False):
     ]
 
 
-def write_run(path, records, command=None, env=None, methods=None):
+def write_run(path, records, command=None, env=None, methods=None, **sweep):
     store = RunStore(path)
     methods = methods or list(dict.fromkeys(r.method for r in records))
     frames = sorted({r.frames for r in records})
     store.create({
-        "sweep": {"model": "tiny", "methods": methods, "frames": frames, "batch": 2, "dtype": "fp32", "device": "cpu"},
+        "sweep": {"model": "tiny", "methods": methods, "frames": frames, "batch": 2, "dtype": "fp32", "device": "cpu",
+                  **sweep},
         "env": dict(ENV if env is None else env),
         "command": command if command is not None else f"vfbench run --methods '{PLANT}' --frames 4..16",
         "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:05:00+00:00",
@@ -145,6 +146,15 @@ def test_report_md_header_escaping_and_no_accuracy_note(report_dir):
     assert f"vfbench run --methods '{PLANT}' --frames 4..16" in md  # the exact command, inside a fence
     assert "Accuracy was not measured" in md
     assert "relative to joint" in md
+
+
+def test_the_run_section_names_what_all_left_out_and_why(tmp_path, report_dir):
+    left = [["bf16", "this CPU has no native bfloat16"], ["compile", "code generation takes minutes per cell"]]
+    d = write_run(tmp_path / "r", [ok("joint", 4, 1.0, 5)], left_out=left)
+    write_report(d)
+    md = (d / "report.md").read_text()
+    assert "left out of --methods all" in md and "no native bfloat16" in md and "--methods all,bf16" in md
+    assert "left out of --methods all" not in (report_dir / "report.md").read_text()  # nothing left out: no line
 
 
 def test_html_is_self_contained_and_escaped(report_dir):

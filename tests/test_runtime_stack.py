@@ -188,10 +188,10 @@ def test_a_compiled_cell_times_compiled_steps_and_records_compile_time(tiny_cell
     extra = record.extra
     assert extra["compile_mode"] == "default" and extra["compile_s"] > 0
     # Every step outside the memory tracker and FlopCounterMode ran the compiled forward and backward:
-    # the warm-up steps (the first of them compiles), the timing's own untimed one, the timed ones and the
-    # final loss.
+    # the warm-up steps (the first of them compiles), the timing's own untimed one and the timed ones (the
+    # record's loss is that of the FlopCounterMode step: no step runs only for its loss).
     m = tiny_cell().measure
-    compiled_steps = m.warmup_steps + min(1, m.warmup_steps) + record.step_repeats + 1
+    compiled_steps = m.warmup_steps + min(1, m.warmup_steps) + record.step_repeats
     assert calls["n"] == 2 * compiled_steps
     # The compilation is not a timed step: the first step is far slower than the slowest timed one.
     assert extra["compile_s"] * 1e3 > record.step_ms_p90
@@ -217,12 +217,43 @@ def test_pinned_cuda_kernels_run_and_agree_with_math(kind):
 
 
 def test_all_leaves_compile_to_be_asked_for_by_name():
-    from vfbench.registry import expand_methods, method_classes
+    from vfbench.registry import all_left_out, expand_methods, method_classes
 
-    labels = [c.label for c in expand_methods("all")]
-    assert not any("compile" in label for label in labels)
-    assert "checkpoint" in labels and "longvivit" in labels
-    # every other registered method is still in 'all'
-    left_out = {n for n, cls in method_classes().items() if not cls.in_all}
+    for device in ("", "cpu", "cuda"):
+        labels = [c.label for c in expand_methods("all", device)]
+        assert not any("compile" in label for label in labels)
+        assert "checkpoint" in labels and "longvivit" in labels
+        assert "code generation" in all_left_out("all", device)["compile"]
+    # on a device not known yet, every other registered method is in 'all'
+    left_out = {n for n, cls in method_classes().items() if cls.left_out_of_all("")}
     assert left_out == {"compile"}
     assert any(label.startswith("compile(") for label in (c.label for c in expand_methods("all,compile")))
+    assert "compile" not in all_left_out("all,compile", "cpu")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_all_leaves_bf16_out_on_a_cpu_that_only_emulates_it_and_says_why(native, monkeypatch, tmp_path):
+    import argparse
+
+    import vfbench.methods.runtime as runtime
+    import vfbench.step
+    from vfbench.commands.run_cmd import _options, add_parser, build_sweep
+
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: native)
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    for device in ("cpu", "cuda"):
+        monkeypatch.setattr(vfbench.step, "resolve_device", lambda name, device=device: device)
+        for methods in ("all", "all,bf16", "joint,bf16"):
+            args = parser.parse_args(["--model", "tiny", "--methods", methods, "--frames", "16"])
+            sweep, notes = build_sweep(_options(args))
+            dropped = device == "cpu" and not native and methods == "all"  # named, it runs
+            assert ("bf16" in sweep.methods) is not dropped, (device, methods)
+            left = dict(sweep.left_out)
+            assert ("bf16" in left) is dropped
+            if dropped:
+                assert "no native bfloat16" in left["bf16"]
+                line = next(n for n in notes if n.startswith("--methods all leaves out"))
+                assert "bf16" in line and "--methods all,bf16" in line
+            assert ("compile" in left) is methods.startswith("all")
+            # stored with the sweep: a resumed run keeps the same cells and the report says what was left out
+            assert type(sweep).from_dict(sweep.to_dict()) == sweep

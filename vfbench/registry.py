@@ -32,9 +32,12 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     params: ClassVar[dict] = {}
-    # Whether `--methods all` includes it. A method whose cells cost far more than the step they measure
-    # (compile: minutes of code generation per cell, in a fresh process each) is asked for by name.
-    in_all: ClassVar[bool] = True
+    @classmethod
+    def left_out_of_all(cls, device: str) -> str:
+        """Why `--methods all` leaves this method out when its cells run on `device` ("" when it is in; device ""
+        means not known yet): one whose cells cost far more than the step they measure is asked for by name, and
+        a method named in --methods runs whatever this says."""
+        return ""
     # Parameters added after labels were stored: left out of the label at their default, so an earlier label
     # (and every stored record) still names the same method.
     quiet: ClassVar[tuple] = ()
@@ -254,16 +257,32 @@ def compose(text: str) -> Composition:
     return Composition(methods, label)
 
 
-def expand_methods(text: str) -> list[Composition]:
-    """--methods value -> compositions. 'all' = every method alone on the baseline (those with in_all)
-    plus every recipe;
-    globs match registered names; commas separate entries. Duplicates (by label) are dropped."""
+def expand_methods(text: str, device: str = "") -> list[Composition]:
+    """--methods value -> compositions. 'all' = every recipe and every method alone on the baseline, but for
+    those `left_out_of_all(device)` names a reason for (all_left_out); globs match registered names; commas
+    separate entries. Duplicates (by label) are dropped."""
+    return _expand(text, device)[0]
+
+
+def all_left_out(text: str, device: str) -> dict[str, str]:
+    """Method name -> why the 'all' in --methods left it out on `device`, for those not also named."""
+    return _expand(text, device)[1]
+
+
+def _expand(text: str, device: str) -> tuple[list[Composition], dict[str, str]]:
     _ensure_loaded()
     out: dict[str, Composition] = {}
+    left_out: dict[str, str] = {}
     for entry in split_top_level(text, ","):
         entry = entry.strip()
         if entry == "all":
-            names = [n for n in list_methods("*") if n in _RECIPES or _METHODS[n].in_all]
+            names = []
+            for n in list_methods("*"):
+                why = "" if n in _RECIPES else _METHODS[n].left_out_of_all(device)
+                if why:
+                    left_out[n] = why
+                else:
+                    names.append(n)
         elif any(ch in entry for ch in "*?[") and "(" not in entry:
             names = list_methods(entry)
             if not names:
@@ -275,4 +294,5 @@ def expand_methods(text: str) -> list[Composition]:
             out.setdefault(comp.label, comp)
     if not out:
         raise UserError("no methods given; try --methods all or --methods joint,mask(ratio=0.75)")
-    return list(out.values())
+    # "all,bf16" runs bf16 alone after all: only what no entry brought back is left out
+    return list(out.values()), {n: why for n, why in left_out.items() if compose(n).label not in out}

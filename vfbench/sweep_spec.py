@@ -72,6 +72,7 @@ class SweepSpec(_Frozen):
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only
     task: str = ""  # accuracy task: "" = the synthetic proxy; "video-folder:PATH" (real clips and captions)
     init: str = ""  # the image-text model a video-folder task starts from: "open_clip:NAME[:WEIGHTS]"
+    left_out: tuple = ()  # ((method name, why), ...): what the 'all' in --methods left out here (left_out_note)
 
     def cells(self) -> list[CellSpec]:
         """Method-major, frames ascending, so an OOM at T can skip the larger T of the same method."""
@@ -111,8 +112,16 @@ class SweepSpec(_Frozen):
         return sweep
 
 
-def method_labels(text: str) -> tuple[str, ...]:
-    return tuple(c.label for c in expand_methods(text))
+def left_out_note(left_out) -> str:
+    """One line on the methods `--methods all` left out, why, and how to run them anyway."""
+    whys = "; ".join(f"{name}: {why}" for name, why in left_out)
+    first = left_out[0][0]
+    return f"--methods all leaves out {', '.join(n for n, _ in left_out)} ({whys}); name one to run it (--methods all,{first})"
+
+
+def method_labels(text: str, device: str = "") -> tuple[str, ...]:
+    """The canonical labels of --methods for cells on `device` ("" = not known yet; see all_left_out)."""
+    return tuple(c.label for c in expand_methods(text, device))
 
 
 def cpu_default_subset(methods: list[str], frames: list[int]) -> list[tuple[str, int]]:

@@ -99,8 +99,10 @@ def build_sweep(o: dict):
     """Validate every option and return (SweepSpec, note for the user). Raises UserError on bad input."""
     from vfbench.models import get_preset
     from vfbench.runner.executors import EXECUTORS
+    from vfbench.registry import all_left_out
     from vfbench.runner.slurm import slurm_settings
-    from vfbench.sweep_spec import CPU_OFF_NOTE, CPU_SUBSET_NOTE, SweepSpec, accuracy_mode, method_labels, resolve_accuracy
+    from vfbench.sweep_spec import (CPU_OFF_NOTE, CPU_SUBSET_NOTE, SweepSpec, accuracy_mode, left_out_note, method_labels,
+                                    resolve_accuracy)
     from vfbench.spec import DTYPES, RUN_DEFAULTS, MeasureSettings, parse_frames
     from vfbench.step import resolve_device
 
@@ -144,9 +146,14 @@ def build_sweep(o: dict):
         max_seconds=base.max_seconds,
     )
     batch = o["batch"] if o["batch"] is not None else RUN_DEFAULTS[device][1]
+    # the cells of a slurm sweep run on the cluster's nodes: this machine's CPU says nothing about theirs
+    on = "" if o["executor"] == "slurm" else device
+    left_out = tuple(all_left_out(str(o["methods"]), on).items())
+    if left_out:
+        notes.append(left_out_note(left_out))
     sweep = SweepSpec(
         model=str(model),
-        methods=method_labels(str(o["methods"])),
+        methods=method_labels(str(o["methods"]), on),
         frames=parse_frames(o["frames"]),
         batch=batch,
         dtype=dtype,
@@ -162,6 +169,7 @@ def build_sweep(o: dict):
         slurm=slurm,
         task=task,
         init=init,
+        left_out=left_out,
     )
     return sweep, notes
 

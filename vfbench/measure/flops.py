@@ -21,10 +21,11 @@ PEAK_FLOPS = {
 }
 
 
-def counted_flops(step: Callable[[], object]) -> int:
+def counted_flops(step: Callable[[], object]) -> tuple[int, object]:
+    """The FLOPs one call of `step` performs (FlopCounterMode) and what that call returned."""
     with FlopCounterMode(display=False) as counter:
-        step()
-    return int(counter.get_total_flops())
+        out = step()
+    return int(counter.get_total_flops()), out
 
 
 def device_peak_flops(device_name: str, dtype: str) -> float | None:

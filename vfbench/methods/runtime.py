@@ -9,6 +9,7 @@ import functools
 import torch
 
 from vfbench.errors import UserError
+from vfbench.measure.env import cpu_bf16_native
 from vfbench.models.blocks import ATTN_KERNELS, attention, xformers_available
 from vfbench.models.dual import COMPILED_CALL
 from vfbench.registry import Method, register_method
@@ -97,6 +98,13 @@ class BF16(Method):
     def configure(self, spec: ModelSpec) -> ModelSpec:
         return dataclasses.replace(spec, precision="bf16")
 
+    @classmethod
+    def left_out_of_all(cls, device: str) -> str:
+        if device == "cpu" and not cpu_bf16_native():
+            return ("this CPU has no native bfloat16, so torch emulates it and a step takes 10-50x the fp32 one "
+                    "(minutes per cell at 256 frames); such a time says nothing about bf16 on hardware that has it")
+        return ""
+
 
 @register_method
 class Compile(Method):
@@ -112,7 +120,10 @@ class Compile(Method):
     summary = "torch.compile the encoders' forward and backward (mode: default | reduce_overhead | max_autotune ...)"
     reference = "Ansel et al. 2024, PyTorch 2 (TorchDynamo, TorchInductor)"
     params = {"mode": "default", "backend": "inductor"}
-    in_all = False  # minutes of code generation per cell (each cell is a fresh process): ask by name
+
+    @classmethod
+    def left_out_of_all(cls, device: str) -> str:
+        return "code generation takes minutes per cell (each cell is a fresh process)"
 
     def check(self) -> None:
         backends = compile_backends()

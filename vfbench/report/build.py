@@ -149,6 +149,8 @@ def _accuracy_coverage(run: Run) -> Note:
 
 
 def _run_section(run: Run) -> Section:
+    from vfbench.sweep_spec import left_out_note
+
     info, env = run.info, run.info.env
     sweep_measure = info.sweep.get("measure") or {}
     counts: dict[str, int] = {}
@@ -162,6 +164,7 @@ def _run_section(run: Run) -> Section:
         ("dtype", run.describe("dtype") or "?"),
         ("frames", ", ".join(map(str, run.frames)) or "-"),
         ("methods", str(len(run.methods))),
+        *([("left out of --methods all", left_out_note(left))] if (left := info.sweep.get("left_out")) else []),
         ("cells", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
         ("baseline (×)", baseline_method(run)),
         ("torch", str(env.get("torch", "?"))),

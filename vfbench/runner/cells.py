@@ -152,11 +152,12 @@ def _measure(cell: CellSpec, comp, started: float, estimate: CellEstimate | None
         max_seconds=m.max_seconds, cuda_device=device if on_cuda else None,
     )
     busy = busy_keys(step, device) if on_cuda else {}  # after timing: the profiler slows the host
-    # FLOPs of one step, counted (FlopCounterMode) after the measured steps so the warm-up count is exact.
-    flops_counted = counted_flops(step)
+    # FLOPs of one step, counted (FlopCounterMode) after the measured steps so the warm-up count is exact;
+    # its loss is the record's (a dispatch mode only watches: the step computes the same).
+    flops_counted, loss = counted_flops(step)
     tokens = setup.model.video.last_tokens
     flops_analytic = analytic_step_flops(setup)
-    loss = float(step())
+    loss = float(loss)
     total, trainable = count_params(setup.model)
     seconds = timing.step_ms_median / 1e3
     mfu = None
