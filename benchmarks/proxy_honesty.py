@@ -7,7 +7,8 @@
 Plans (PLANS below): findings (the findings table's 13 methods x seeds 0-2 at T = 16, default budget),
 findings2x (the same at twice the step cap), needle (the same with the earlier 2-frame events), repeat (joint
 seed 0 again, in an empty cache), long (32-frame cells, short->long). `--shard i/n` splits the cells over n
-processes. A cell already in cells.jsonl with the same budget is skipped, except in repeat; under the larger
+processes. A cell already in cells.jsonl with the same budget is skipped (unless today's plateau rule would have
+stopped it elsewhere: `replays`), except in repeat; under the larger
 cap, a cell that stopped on its plateau before the default cap is that same run and is copied with
 `same_run_as`; a cell that reached the default cap continues from the state it left there (acc_resumed_from: the
 same run for the cost of the steps past the cap; tests/test_proxy.py). Each line records the command, commit, thread count, cache dir and wall time.
@@ -33,7 +34,9 @@ import torch
 
 from vfbench.measure.env import git_commit
 from vfbench.spec import CellSpec
-from vfbench.tasks.proxy import ProxyUnsupported, default_budget, measure_accuracy
+from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy, plateau_rule
+from vfbench.tasks.result import parse_curve
+from vfbench.tasks.schedule import plateau_stop
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "proxy-honesty"
 CELLS_FILE = OUT / "cells.jsonl"
@@ -74,6 +77,16 @@ def load_cells() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def replays(line: dict) -> bool:
+    """Whether today's plateau rule (its floor included) makes the run a stored line records: its validation
+    curve, replayed under the rule, stops where that run stopped. A line made under an earlier rule that does
+    not is superseded: `run` trains the cell again and the tables leave the line out."""
+    if line.get("status") != "ok" or line.get("acc_rule") != "plateau" or not line.get("acc_curve"):
+        return True
+    stop = plateau_stop(parse_curve(line["acc_curve"]), plateau_rule(ProxyBudget.from_dict(line["budget"])))
+    return stop == (line["acc_steps_run"] if line["acc_stop"] == "plateau" else None)
+
+
 def append_line(plan: str, method: str, frames: int, seed: int, status: str, wall_s, **fields) -> dict:
     """One line of cells.jsonl: the cell, the threads and torch it ran with, then `fields`."""
     line = {"plan": plan, "method": method, "frames": frames, "seed": seed, "status": status, "wall_s": wall_s,
@@ -99,7 +112,8 @@ def run(plans: list[str], model: str, shard: str, by_seed: bool = False) -> None
     """Train the plans' cells; `shard` "i/n" takes every n-th cell (the same cell in every plan), so n processes
     split the plans; `by_seed` runs every plan's seed-0 cells first, then seed 1's, ..."""
     index, count = (int(x) for x in shard.split("/"))
-    done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)): c for c in load_cells()}
+    done = {(c["method"], c["frames"], c["seed"], json.dumps(c["budget"], sort_keys=True)): c
+            for c in load_cells() if replays(c)}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     commit = git_commit()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -177,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from proxy_honesty_report import write_tables  # noqa: PLC0415 (the tables need nothing else)
 
-        write_tables(load_cells())
+        cells = load_cells()
+        write_tables([c for c in cells if replays(c)], superseded=[c for c in cells if not replays(c)])
 
 
 if __name__ == "__main__":

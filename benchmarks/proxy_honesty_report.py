@@ -350,7 +350,7 @@ def long_lines(main_cells: list[dict]) -> list[str]:
     return out
 
 
-def write_tables(cells: list[dict]) -> None:
+def write_tables(cells: list[dict], superseded: list[dict] = ()) -> None:
     default = default_budget("cpu").to_dict()
     main_cells = [c for c in cells if c["budget"] == default]
     by_plan = {"findings": main_cells}
@@ -367,6 +367,13 @@ def write_tables(cells: list[dict]) -> None:
     text += [f"- {SETTINGS[p]}: `{json.dumps(VARIANTS[p])}` over the default" for p in VARIANTS]
     text += ["", "The earlier fixed 250-step budget with 2-frame events, under which joint with 75% masking lost 0.30 mean R@1, "
              "is kept in `cells-fixed250.jsonl` (commit 14d47e6 and before; its tables are in that commit's honesty.md)."]
+    if superseded:
+        text += ["", "Left out: lines made under the plateau rule before it had its floor (validations count toward patience only "
+                 "once the best is 0.05 above chance), whose validation curves today's rule does not stop at the same step; "
+                 "each cell was trained again under today's rule (`replays` in proxy_honesty.py; every other line's curve "
+                 "replays to the step it stopped at):", ""]
+        text += [f"- {c['plan']} {c['method']} T={c['frames']} seed {c['seed']}: stopped at step {c['acc_steps_run']} "
+                 f"({c['acc_stop']}), curve {c['acc_curve']} (commit {c.get('commit', 'unknown')[:7]})" for c in superseded]
     text += ["", "Coverage (cells of the findings table's methods at T = 16, by setting and seed; a run stopped for time leaves "
              "later seeds partial, and each verdict uses only the seeds all its methods ran):", ""]
     for plan, title in SETTINGS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from vfbench.tasks.proxy import (
     ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy, proxy_spec,
 )
 from vfbench.tasks.result import ProxyAccuracy
-from vfbench.tasks.schedule import Plateau, fit_until_plateau, lr_factor
+from vfbench.tasks.schedule import Plateau, fit_until_plateau, lr_factor, plateau_stop
 from vfbench.tasks.synthetic import clip_batch, seeded, sprite_bank
 
 # A budget that exercises every stage in a few seconds; it learns nothing, which is not what is tested.
@@ -205,6 +206,22 @@ def test_plateau_stops_when_validation_stops_improving_and_keeps_the_best_model(
     assert all(torch.equal(v, states[1][k]) for k, v in model.state_dict().items())  # back at step 4's model
     capped = fit_until_plateau(*_tiny_training(), 5, 1e-3, 0.0, 1, 0.0, Plateau(lambda: 0.1, 2, 9, 0.0))
     assert capped.stop == "cap" and capped.steps_run == 5 and [n for n, _ in capped.curve] == [2, 4, 5]
+
+
+def test_a_run_still_at_chance_is_not_on_a_plateau_and_a_stored_curve_replays_the_rule():
+    """Validations count toward patience only once the best is above the floor (chance plus a margin): a slow
+    starter is not stopped at chance. plateau_stop replays a stored curve to the step where the rule stops it."""
+    for floor, stops_at in ((-math.inf, 8), (0.2, 16)):
+        model, batch_at = _tiny_training()
+        scores = iter([0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.9])
+        rule = Plateau(scores.__next__, 2, 3, 0.005, floor)
+        trace = fit_until_plateau(model, batch_at, 40, 1e-3, 0.0, 1, 0.0, rule)
+        assert trace.stop == "plateau" and trace.steps_run == stops_at
+        assert trace.steps == (2 if floor < 0 else 10)  # the best validation's step
+        assert plateau_stop(trace.curve, rule) == stops_at
+        assert plateau_stop(trace.curve[:-1], rule) is None  # one validation fewer: the run goes on
+    default = proxy.plateau_rule(ProxyBudget())  # 1/32, 1/6, 1/6 chance on the validation galleries, + 0.05
+    assert default.floor == pytest.approx((1 / 32 + 1 / 6 + 1 / 6) / 3 + 0.05)
 
 
 def test_a_run_that_stops_on_its_plateau_is_the_same_run_under_a_larger_cap():

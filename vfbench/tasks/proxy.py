@@ -17,7 +17,9 @@ which FST with 75% masking collapsed to a constant embedding at step 60) from th
 rule that is fair to slow learners: until validation stops improving (`rule` "plateau": mean R@1 over the
 random, temporal and spatial galleries, on 256 validation queries each drawn apart from the test galleries,
 every 50 steps; stop after 3 validations without a gain above 0.005, keep the best model; at most `steps`,
-500). A fixed budget (`rule` "fixed", cosine over `steps`) favoured fast learners: joint learns event order
+500; validations count toward those 3 only once the best is 0.05 above chance, so a run that has not started
+learning trains on to the cap instead of being stopped at chance, as TubeViT with 2-frame events was at 200
+steps). A fixed budget (`rule` "fixed", cosine over `steps`) favoured fast learners: joint learns event order
 by 200 steps, 50% masking by 500, so a 250-step budget judged the budget, not the method. The learning rate
 is constant after warm-up under the plateau rule, so a cell that stops on its plateau is the same run under
 any larger cap, and one that reached its cap continues exactly from the state it left there (acc_resumed_from).
@@ -56,13 +58,14 @@ from vfbench.registry import compose, recipes
 from vfbench.spec import CellSpec, ModelSpec, _Frozen
 from vfbench.step import AUTOCAST, model_step_flops, resolve_device
 from vfbench.tasks.evaluate import evaluate, validator
-from vfbench.tasks.galleries import GallerySizes
+from vfbench.tasks.galleries import KINDS, GallerySizes
 from vfbench.tasks.pretrain import compact, default_cache_dir, init_from_image, load_or_train_stage1, save_atomic
 from vfbench.tasks.result import ProxyAccuracy
 from vfbench.tasks.schedule import Plateau, Trace, fit, fit_until_plateau
 from vfbench.tasks.synthetic import TaskConfig, clip_batch, seeded, sprite_bank
 
-SHORT_FORMAT = 2  # bump when stage 2 changes meaning, so cached short models are not reused (2: stopping rules)
+SHORT_FORMAT = 3  # bump when stage 2 changes meaning, so cached short models are not reused (2: stopping rules; 3: floor)
+FLOOR_MARGIN = 0.05  # mean validation R@1 above chance a run must reach before the plateau rule may stop it
 TRAINING_KEYS = ("rule", "steps", "batch", "lr", "warmup", "schedule", "weight_decay", "grad_clip", "hard_fraction", "hard_group",
                  "val_every", "patience", "min_delta", "val_queries", "val_seed",
                  "stage1_steps", "stage1_batch", "stage1_lr", "width", "depth", "heads", "patch", "task")
@@ -279,6 +282,15 @@ def cap_path(short: CellSpec, budget: ProxyBudget, cache: Path, cap: int) -> Pat
     return cache / f"{cap_prefix(short, budget)}{cap}.pt"
 
 
+def plateau_rule(budget: ProxyBudget, validate=None) -> Plateau:
+    """The budget's plateau rule. Its floor is the validation galleries' chance level (mean of 1/size over random,
+    temporal and spatial: 0.12 at the default sizes) plus FLOOR_MARGIN: a run still at chance (one that has not
+    started learning) is not on a plateau and trains on to the cap."""
+    sizes = budget.val_sizes
+    chance = sum(1 / sizes.size(kind) for kind in KINDS) / len(KINDS)
+    return Plateau(validate, budget.val_every, budget.patience, budget.min_delta, chance + FLOOR_MARGIN)
+
+
 def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.device, dtype, steps: int | None = None,
           warmup: int | None = None, resume: dict | None = None, at_cap=None) -> Trace:
     """Stage 2: contrastive training on fresh clips, drawn and rendered on `device`. Without `steps`, by the
@@ -300,7 +312,7 @@ def train(model, budget: ProxyBudget, frames: int, seed: int, device: torch.devi
                    device, dtype)
         return Trace(steps, steps, "fixed", (), loss)
     score = validator(model, budget.task, frames, budget.val_sizes, budget.val_seed, device, dtype)
-    rule = Plateau(score, budget.val_every, budget.patience, budget.min_delta)
+    rule = plateau_rule(budget, score)
     masks = model.video.token_generator
     if resume is not None:
         masks.set_state(resume["masks"])

@@ -39,12 +39,36 @@ def fit(model, batch_at: Callable[[int], tuple[torch.Tensor, torch.Tensor]], ste
 @dataclass(frozen=True)
 class Plateau:
     """The stopping rule: validate every `every` steps; stop once `patience` validations in a row fail to beat
-    the best by more than `min_delta`, or at the cap; keep the best model seen."""
+    the best by more than `min_delta`, or at the cap; keep the best model seen. Until the best validation is
+    above `floor` (chance plus a margin) no validation counts toward patience: a run that has not started
+    learning is not on a plateau, and a slow starter trains to the cap instead of being stopped at chance."""
 
     validate: Callable[[], float]  # higher is better (validation R@1)
     every: int
     patience: int
     min_delta: float
+    floor: float = -math.inf
+
+
+def judge(best: float, worse: int, score: float, rule: Plateau) -> tuple[bool, float, int, bool]:
+    """One validation under `rule`: (whether it is the new best, best, validations in a row without a gain
+    that count toward patience, whether the rule stops the run)."""
+    if score > best + rule.min_delta:
+        return True, score, 0, False
+    worse += best > rule.floor
+    return False, best, worse, worse >= rule.patience
+
+
+def plateau_stop(curve, rule: Plateau) -> int | None:
+    """The step at which `rule` stops a run whose validations gave `curve` ((step, score), ...); None when it
+    would run to its cap. Replays the rule exactly as a run applies it (`judge`), so a stored curve tells whether
+    a run made under another rule is the run this one makes."""
+    best, worse = -math.inf, 0
+    for step, score in curve:
+        _, best, worse, stop = judge(best, worse, score, rule)
+        if stop:
+            return step
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,14 +134,12 @@ def _train(model, batch_at, steps, lr, weight_decay, warmup, schedule, grad_clip
             continue
         score = plateau.validate()
         curve.append((done, round(score, 4)))
-        if score > best + plateau.min_delta or best_state is None:
-            best, best_step, worse = max(score, best), done, 0
-            best_state = _copy(model.state_dict())
-        else:
-            worse += 1
-            if worse >= plateau.patience:
-                stop = "plateau"
-                break
+        improved, best, worse, stopped = judge(best, worse, score, plateau)
+        if improved or best_state is None:
+            best_step, best_state = done, _copy(model.state_dict())
+        if stopped:
+            stop = "plateau"
+            break
     if at_cap is not None and stop == "cap":
         at_cap({"step": done, "model": _copy(model.state_dict()), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "tail": tail, "curve": [list(c) for c in curve], "best": best,
