@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 import vfbench
+from vfbench.models.blocks import cpu_bf16_native
 
 
 def git_commit() -> str:
@@ -36,22 +37,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def cpu_bf16_native() -> bool:
-    """Whether this CPU computes bfloat16 in hardware: oneDNN's own check (x86 AVX-512 core or AVX-NE-CONVERT,
-    Arm BF16), else the avx512_bf16 / amx_bf16 / bf16 flags of /proc/cpuinfo. Without it torch emulates bf16,
-    and an autocast step runs 10-50x slower than fp32 (AVX2-only x86)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        pass
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = {f for line in text.splitlines() if line.startswith(("flags", "Features")) for f in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def collect_env(device: str) -> dict:

@@ -9,8 +9,7 @@ import functools
 import torch
 
 from vfbench.errors import UserError
-from vfbench.measure.env import cpu_bf16_native
-from vfbench.models.blocks import ATTN_KERNELS, attention, xformers_available
+from vfbench.models.blocks import ATTN_KERNELS, attention, cpu_bf16_native, xformers_available
 from vfbench.models.dual import COMPILED_CALL
 from vfbench.registry import Method, register_method
 from vfbench.spec import CellSpec, ModelSpec
