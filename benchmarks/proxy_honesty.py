@@ -166,7 +166,7 @@ def example() -> None:
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
     for r in records:
         append_line("example", r["method"], r["frames"], r["seed"], r["status"], r.get("cell_s"),
-                    command="python benchmarks/proxy_honesty.py example",
+                    command="python benchmarks/proxy_honesty.py example", commit=git_commit(),
                     user_command="vfbench run " + " ".join(shlex.quote(a) for a in EXAMPLE), cache="default",
                     budget=budget, run_id=run_id, run_wall_s=wall, load_before=round(load, 2),
                     **{k: v for k, v in r.items() if k.startswith("acc_")})

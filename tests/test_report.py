@@ -235,6 +235,18 @@ def test_empty_run_still_reports(tmp_path):
     assert "nothing was measured" in page.read_text()
 
 
+@pytest.mark.parametrize("asked, default_hint", [("auto", True), ("", True), ("off", False)])
+def test_the_cpu_default_hint_shows_only_where_accuracy_was_left_at_its_default(tmp_path, asked, default_hint):
+    """On CPU the CLI's default (auto) leaves accuracy off and the report says why and how to add it; after an
+    explicit --no-accuracy it says the run turned it off instead ("" = a run.json from before the field)."""
+    d = write_run(tmp_path / "r", sample_records()[:2], accuracy="off", accuracy_asked=asked)
+    write_report(d)
+    md = (d / "report.md").read_text()
+    assert "Accuracy was not measured" in md
+    assert ("off by default on CPU" in md) is default_hint
+    assert ("it was turned off" in md) is not default_hint
+
+
 @pytest.mark.slow
 def test_vfbench_run_writes_the_report(tmp_path):
     code = main(["run", "--model", "tiny", "--methods", "joint", "--frames", "4", "--out", str(tmp_path), "--run-id", "r",

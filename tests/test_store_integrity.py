@@ -291,6 +291,35 @@ def test_reference_run_from_a_dirty_tree_is_refused(tmp_path, capsys, monkeypatc
     assert rc == 0, err
 
 
+
+def test_the_commit_is_dirty_for_changed_code_and_clean_for_changed_results(tmp_path, monkeypatch):
+    """git_commit marks "+dirty" where tracked code differs from HEAD; a run appending to a committed file under
+    results/ (a long sweep writing its own results) leaves the commit clean for the cells it starts next."""
+    import shutil
+    import subprocess
+
+    import vfbench
+    from vfbench.measure.env import git_commit
+
+    if shutil.which("git") is None:
+        pytest.fail("git is needed to record which commit a run measured")
+    repo = tmp_path / "repo"
+    (repo / "vfbench").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "vfbench" / "__init__.py").write_text("x = 1\n")
+    (repo / "results" / "cells.jsonl").write_text("{}\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.setattr(vfbench, "__file__", str(repo / "vfbench" / "__init__.py"))
+    assert git_commit() == head
+    (repo / "results" / "cells.jsonl").write_text("{}\n{}\n")
+    assert git_commit() == head
+    (repo / "vfbench" / "__init__.py").write_text("x = 2\n")
+    assert git_commit() == head + "+dirty"
+
 # -- 9. file names made from data ------------------------------------------------------------------
 
 def test_plot_file_names_from_record_keys_stay_in_the_plots_folder(tmp_path, capsys):

@@ -69,6 +69,7 @@ class SweepSpec(_Frozen):
     # Proxy accuracy: "on" = every cell on CUDA, the documented subset on CPU (cpu_default_subset);
     # "all" = every cell; "off". The CLI's default, "auto", resolves to "on" on CUDA and "off" on CPU (resolve_accuracy).
     accuracy: str = "off"
+    accuracy_asked: str = ""  # the mode asked for before resolution ("auto" = the CLI default; "" = not recorded)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)  # used by executor 'slurm' only
     task: str = ""  # accuracy task: "" = the synthetic proxy; "video-folder:PATH" (real clips and captions)
     init: str = ""  # the image-text model a video-folder task starts from: "open_clip:NAME[:WEIGHTS]"

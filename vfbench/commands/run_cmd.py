@@ -164,6 +164,7 @@ def build_sweep(o: dict):
         estimate=o["estimate"],
         skip_predicted_oom=o["skip_predicted_oom"],
         accuracy=accuracy,
+        accuracy_asked=asked,
         executor=str(o["executor"]),
         measure=measure,
         slurm=slurm,

@@ -15,13 +15,15 @@ from vfbench.models.blocks import cpu_bf16_native
 
 
 def git_commit() -> str:
+    """HEAD of the checkout vfbench runs from, with "+dirty" when a tracked file outside results/ differs from it
+    (results/ holds what runs write, not code: a run appending to a committed results file is still clean)."""
     root = Path(vfbench.__file__).resolve().parent.parent
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             capture_output=True, text=True, timeout=5,
         ).stdout.strip()
         return out + ("+dirty" if dirty else "")

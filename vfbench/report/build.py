@@ -107,8 +107,10 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
 def _accuracy_blocks(run: Run, plot_dir: Path, root: Path) -> tuple:
     keys = accuracy_keys(run.records)
     if not keys:
-        why = ""
-        if run.info.sweep.get("accuracy") == "off" and run.info.sweep.get("device") == "cpu":
+        why, sweep = "", run.info.sweep
+        if sweep.get("accuracy") == "off" and sweep.get("accuracy_asked", "") not in ("", "auto"):
+            why = f" (it was turned off: --accuracy {sweep['accuracy_asked']} / --no-accuracy)"
+        elif sweep.get("accuracy") == "off" and sweep.get("device") == "cpu":  # the default on CPU (or not recorded)
             from vfbench.sweep_spec import CPU_OFF_NOTE
 
             why = f" ({CPU_OFF_NOTE})"
