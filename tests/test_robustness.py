@@ -27,7 +27,10 @@ def start(out, run_id, frames, methods="joint", faults=None, extra=(), env_extra
         env["VFBENCH_TEST_FAULTS"] = json.dumps(faults)
     args = [sys.executable, "-m", "vfbench", "run", "--methods", methods, "--frames", frames,
             "--out", str(out), "--run-id", run_id, *BASE, *extra]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT at its default in the sweep, as at a terminal: a test run started in the background (`pytest &`,
+    # nohup) passes SIG_IGN down, and Python then installs no KeyboardInterrupt handler
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def records(path):

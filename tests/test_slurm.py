@@ -136,8 +136,10 @@ def test_sweep_on_slurm_matches_the_local_sweep(tmp_path, monkeypatch, slurm, ca
 
 
 def _vfbench(*args, env=None, **kw) -> subprocess.Popen:
+    # SIGINT at its default, as at a terminal (a background test run passes SIG_IGN down; see test_robustness.start)
     return subprocess.Popen([sys.executable, "-m", "vfbench", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
 
 def _wait(what: str, check, timeout_s: float, proc: subprocess.Popen | None = None):
