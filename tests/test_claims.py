@@ -67,12 +67,16 @@ def test_proxy_findings_verdicts(tmp_path):
                   "| A holds | r1 | 0.9 -> 0.8 | 0, 1 | agrees |\n| B fails | r2 | 0.1 | 0 | disagrees |\n"
                   "| C | r3 | cells not run: x | | not run |\n"
                   "| D | r4 | 0.5 | 0, 1, 2 | depends on budget | agrees (3 of 3 seeds alone) | disagrees (2 of 3 seeds alone) |\n"
-                  "| E | r5 | 0.7 | 0, 1, 2 | agrees; depends on redundancy (2-frame events: disagrees) | x | y |\n\nafter\n")
+                  "| E | r5 | 0.7 | 0, 1, 2 | agrees; depends on redundancy (2-frame events: disagrees) | x | y |\n"
+                  "| F | r6 | 0.6 | 0, 1, 2 | disagrees; depends on redundancy (2-frame events: agrees) | x | y |\n\nafter\n")
     found = accuracy.read_findings(md)
-    assert [f.claim for f in found] == ["A holds", "B fails", "C", "D", "E"]
-    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT, CANNOT, HOLDS_ONLY]
+    assert [f.claim for f in found] == ["A holds", "B fails", "C", "D", "E", "F"]
+    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT, CANNOT, HOLDS_ONLY, HOLDS_ONLY]
     assert "twice its training budget" in accuracy.verdict_of(found[3])[1]
     assert accuracy.verdict_of(found[4])[1].endswith("depends on redundancy (2-frame events: disagrees)")
+    # disagrees at the default setting but agrees with less redundancy: it holds there, and the row says so
+    assert accuracy.verdict_of(found[5])[1].endswith("only with 2-frame events, not at the default setting "
+                                                     "(depends on redundancy (2-frame events: agrees))")
     rows = accuracy_rows(md)
     assert rows[0].figure == "0.9 -> 0.8" and rows[0].command == accuracy.PROXY_COMMAND
     missing = accuracy_rows(tmp_path / "absent.md")

@@ -57,7 +57,11 @@ def verdict_of(f: Finding) -> tuple[str, str]:
         return CANNOT, "the proxy's verdict changes between its default and twice its training budget"
     if f.agrees is None:
         return CANNOT, "its proxy cells were not run"
-    region = PROXY_REGION + (f"; {f.word.split(';', 1)[1].strip()}" if ";" in f.word else "")
+    other = f.word.split(";", 1)[1].strip() if ";" in f.word else ""  # e.g. "depends on redundancy (2-frame events: agrees)"
+    region = PROXY_REGION + (f"; {other}" if other else "")
     if f.agrees:
         return HOLDS_ONLY, region
+    if other.endswith(": agrees)"):  # disagrees at the default setting, agrees at the other one: it holds there only
+        setting = other[other.find("(") + 1: other.rfind(":")]
+        return HOLDS_ONLY, f"{PROXY_REGION}; only with {setting}, not at the default setting ({other})"
     return CONTRADICTED, f"on {region}"
