@@ -5,7 +5,8 @@
     python benchmarks/proxy_honesty.py tables                 # honesty.md from cells.jsonl
 
 Plans (PLANS below): findings (the findings table's 13 methods x seeds 0-2 at T = 16, default budget),
-findings2x (the same at twice the step cap), needle (the same with the earlier 2-frame events), repeat (joint
+findings2x (the same at twice the step cap), needle (the same with the earlier 2-frame events), needle2x (2-frame
+events at twice the cap), repeat (joint
 seed 0 again, in an empty cache), long (32-frame cells, short->long). `--shard i/n` splits the cells over n
 processes. A cell already in cells.jsonl with the same budget is skipped (unless today's plateau rule would have
 stopped it elsewhere: `replays`), except in repeat; under the larger
@@ -57,11 +58,15 @@ PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
     "findings2x": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
     # the same with the earlier 2-frame events (one tubelet: far less redundancy than 1-FPS video)
     "needle": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    # 2-frame events at twice the cap: whether the low-redundancy verdicts are those of cells stopped by the cap
+    "needle2x": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
     "repeat": [("joint", 16, 0)],
     "long": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
 }
 # Plans that train with a variant of the default budget.
-VARIANTS = {"findings2x": {"steps": 2 * default_budget("cpu").steps}, "needle": {"task": {"event_share": 0.0, "event_frames": 2}}}
+NEEDLE_TASK = {"event_share": 0.0, "event_frames": 2}
+VARIANTS = {"findings2x": {"steps": 2 * default_budget("cpu").steps}, "needle": {"task": NEEDLE_TASK},
+            "needle2x": {"steps": 2 * default_budget("cpu").steps, "task": NEEDLE_TASK}}
 
 
 def plan_budget(plan: str):
@@ -98,12 +103,12 @@ def append_line(plan: str, method: str, frames: int, seed: int, status: str, wal
 
 
 def same_run_under_default_cap(done: dict, method: str, frames: int, seed: int, budget) -> dict | None:
-    """The default-budget line of this cell when the larger-cap budget would train it identically: it stopped
-    on its plateau before the default cap, and the learning rate does not depend on the cap (schedule.py,
-    tested in tests/test_proxy.py), so the larger cap changes nothing."""
-    base = default_budget("cpu")
-    if budget.rule != "plateau" or budget.steps <= base.steps or dataclasses.replace(budget, steps=base.steps) != base:
-        return None  # only a larger cap over the default budget (never the repeat plan, which must train again)
+    """The line of this cell under the same budget with the default cap, when the larger-cap budget would train
+    it identically: it stopped on its plateau before the default cap, and the learning rate does not depend on
+    the cap (schedule.py, tested in tests/test_proxy.py), so the larger cap changes nothing."""
+    base = dataclasses.replace(budget, steps=default_budget("cpu").steps)
+    if budget.rule != "plateau" or budget.steps <= base.steps:
+        return None  # only a larger cap than the default (never the repeat plan, which must train again)
     line = done.get((method, frames, seed, json.dumps(base.to_dict(), sort_keys=True)))
     return line if line and line.get("acc_stop") == "plateau" else None
 
