@@ -13,7 +13,7 @@ from pathlib import Path
 from vfbench.claims.rules import CANNOT, CONTRADICTED, HOLDS_ONLY
 
 PROXY_COMMAND = (
-    "OMP_NUM_THREADS=1 python benchmarks/proxy_honesty.py run findings findings2x needle && "
+    "OMP_NUM_THREADS=1 python benchmarks/proxy_honesty.py run findings findings2x needle needle2x && "
     "python benchmarks/proxy_honesty.py tables"
 )
 HEADER = "| finding"
