@@ -51,15 +51,16 @@ FINDING_METHODS = (
     "adapter", "lora", "coarse_temporal", "coarse_spatial", "tubevit", "longvivit",
 )
 SEEDS = (0, 1, 2)
+FINDING_CELLS = [(m, 16, s) for s in SEEDS for m in FINDING_METHODS]  # the findings table's cells over three seeds
 PLANS: dict[str, list[tuple[str, int, int]]] = {  # (method, frames, seed)
-    # the findings table's cells over three seeds, at the default budget (plateau rule, default redundancy)
-    "findings": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    # at the default budget (plateau rule, default redundancy)
+    "findings": FINDING_CELLS,
     # the same at twice the cap; a cell that stopped on its plateau before the default cap is the same run (see run())
-    "findings2x": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    "findings2x": FINDING_CELLS,
     # the same with the earlier 2-frame events (one tubelet: far less redundancy than 1-FPS video)
-    "needle": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    "needle": FINDING_CELLS,
     # 2-frame events at twice the cap: whether the low-redundancy verdicts are those of cells stopped by the cap
-    "needle2x": [(m, 16, s) for s in SEEDS for m in FINDING_METHODS],
+    "needle2x": FINDING_CELLS,
     "repeat": [("joint", 16, 0)],
     "long": [(m, 32, 0) for m in ("joint", "frame_avg", "effshortvivit")],
 }

@@ -291,7 +291,6 @@ def test_reference_run_from_a_dirty_tree_is_refused(tmp_path, capsys, monkeypatc
     assert rc == 0, err
 
 
-
 def test_the_commit_is_dirty_for_changed_code_and_clean_for_changed_results(tmp_path, monkeypatch):
     """git_commit marks "+dirty" where tracked code differs from HEAD; a run appending to a committed file under
     results/ (a long sweep writing its own results) leaves the commit clean for the cells it starts next."""
@@ -319,6 +318,7 @@ def test_the_commit_is_dirty_for_changed_code_and_clean_for_changed_results(tmp_
     assert git_commit() == head
     (repo / "vfbench" / "__init__.py").write_text("x = 2\n")
     assert git_commit() == head + "+dirty"
+
 
 # -- 9. file names made from data ------------------------------------------------------------------
 
