@@ -39,6 +39,44 @@ def cell_text(r) -> str:
     return f"{format_ms(r.step_ms_median)}, MFU {mfu}{flag}"
 
 
+def summary(records) -> list[str]:
+    """What the table decides, read off its records: the best MFU at each frame count (which kernel and
+    compile mode reach it), whether the cells at the fewest frames are launch-bound eager and compiled,
+    the worst compilation time, and why each cell that did not run did not (one line per reason)."""
+    records = list(records)
+    ok = [r for r in records if r.status == "ok"]
+    out = []
+    for t in sorted({r.frames for r in ok}):
+        at = [r for r in ok if r.frames == t and r.mfu is not None]
+        if at:
+            best = max(at, key=lambda r: r.mfu)
+            method, kernel, mode = split_method(best.method)
+            out.append(f"- Highest MFU at {t} frames: {best.mfu:.2f} ({method}, kernel {kernel}, {mode}; {format_ms(best.step_ms_median)}).")
+    profiled = [r for r in ok if r.extra.get("gpu_busy_frac") is not None]
+    if profiled:
+        fewest = min(r.frames for r in profiled)
+        for mode in sorted({split_method(r.method)[2] for r in profiled}, key=lambda m: (m != "eager", m)):
+            cells = [r for r in profiled if r.frames == fewest and split_method(r.method)[2] == mode]
+            if cells:
+                bound = [r for r in cells if r.extra.get("launch_bound")]
+                busy = sorted(r.extra["gpu_busy_frac"] for r in cells)
+                out.append(f"- Launch-bound at {fewest} frames, {mode}: {len(bound)} of {len(cells)} cells "
+                           f"(GPU busy {busy[0]:.0%} to {busy[-1]:.0%} of the step).")
+    compiled = [r for r in ok if r.extra.get("compile_s") is not None]
+    if compiled:
+        worst = max(compiled, key=lambda r: r.extra["compile_s"])
+        out.append(f"- Compilation (first step, not timed): up to {worst.extra['compile_s']:.0f} s ({worst.method} at {worst.frames} frames).")
+    reasons = {}
+    for r in records:
+        if r.status != "ok":
+            where = reasons.setdefault((r.status, r.reason or "no reason recorded"), {})
+            where.setdefault(r.method, []).append(r.frames)
+    for (status, reason), where in sorted(reasons.items()):
+        cells = "; ".join(f"{m} at {', '.join(map(str, sorted(t)))} frames" for m, t in where.items())
+        out.append(f"- {status}, {cells}: {reason}")
+    return out
+
+
 def kernel_table(records) -> str:
     cells = {}
     for r in records:
@@ -56,13 +94,9 @@ def kernel_table(records) -> str:
                 r = cells.get((model, batch, dtype, method, kernel, t, m))
                 out.append(cell_text(r) if r else "")
         lines.append("| " + " | ".join(out) + " |")
-    best = max((r for r in records if r.status == "ok" and r.mfu is not None), key=lambda r: r.mfu, default=None)
-    if best is not None:
-        lines += ["", f"Highest MFU: {best.mfu:.2f}, {best.method} at {best.frames} frames ({format_ms(best.step_ms_median)})."]
-    compile_s = [r for r in records if r.extra.get("compile_s") is not None]
-    if compile_s:
-        worst = max(compile_s, key=lambda r: r.extra["compile_s"])
-        lines.append(f"Compilation (first step, not timed): up to {worst.extra['compile_s']:.0f} s ({worst.method} at {worst.frames} frames).")
+    for group in sorted({k[:3] for k in cells}):
+        title = [f"{', '.join(map(str, group))}:"] if len({k[:3] for k in cells}) > 1 else []
+        lines += ["", *title, *summary(r for k, r in cells.items() if k[:3] == group)]
     return "\n".join(lines)
 
 

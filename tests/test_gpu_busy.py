@@ -110,13 +110,26 @@ def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode():
         Record("b", "ok", "compile(backend=inductor,mode=default)", "vit-b", 16, 4, "bf16", "cuda", step_ms_median=20.0,
                mfu=0.22, extra={"gpu_busy_frac": 0.9, "launch_bound": False, "compile_s": 41.0}),
         Record("c", "oom", "attn_kernel(kind=math)", "vit-b", 16, 4, "bf16", "cuda"),
+        Record("d", "ok", "attn_kernel(kind=cudnn)", "vit-b", 256, 4, "bf16", "cuda", step_ms_median=300.0, mfu=0.55,
+               extra={"gpu_busy_frac": 0.99, "launch_bound": False}),
+        Record("e", "ok", "joint", "vit-b", 256, 4, "bf16", "cuda", step_ms_median=400.0, mfu=0.41,
+               extra={"gpu_busy_frac": 0.98, "launch_bound": False}),
+        Record("f", "skipped", "attn_kernel(kind=math)", "vit-b", 256, 4, "bf16", "cuda", reason="predicted out of memory"),
     ]
     table = kernel_table(records)
     header, _, *rows = table.splitlines()[:4]
-    assert header.split(" | ")[3:] == ["16 frames, eager", "16 frames, default |"]
+    assert header.split(" | ")[3:] == ["16 frames, eager", "16 frames, default", "256 frames, eager", "256 frames, default |"]
     assert "| joint | sdpa | 48.0 ms, MFU 0.09, busy 40% (launch-bound) | 20.0 ms, MFU 0.22, busy 90% |" in table
-    assert "| joint | math | oom |  |" in table
-    assert "Highest MFU: 0.22" in table and "up to 41 s" in table
+    assert "| joint | math | oom |  | skipped |  |" in table
+    # the summary states what the table decides: the best kernel and mode per frame count, launch-bound
+    # cells at the fewest frames eager vs compiled, and why each missing cell is missing
+    assert "- Highest MFU at 16 frames: 0.22 (joint, kernel sdpa, default; 20.0 ms)." in table
+    assert "- Highest MFU at 256 frames: 0.55 (joint, kernel cudnn, eager; 300.0 ms)." in table
+    assert "- Launch-bound at 16 frames, eager: 1 of 1 cells (GPU busy 40% to 40% of the step)." in table
+    assert "- Launch-bound at 16 frames, default: 0 of 1 cells" in table
+    assert "up to 41 s" in table
+    assert "- oom, attn_kernel(kind=math) at 16 frames: no reason recorded" in table
+    assert "- skipped, attn_kernel(kind=math) at 256 frames: predicted out of memory" in table
 
 
 def test_a_profiler_failure_is_a_key_not_a_lost_cell(monkeypatch):
