@@ -8,6 +8,7 @@ import json
 
 from proxy_honesty import FINDING_METHODS, OUT, VARIANTS, plan_budget
 
+from vfbench.claims.accuracy import AGREES, DEFAULT, DISAGREES, LARGER, LOW, LOW_LARGER, NOT_RUN, Finding, write_findings
 from vfbench.report.accuracy import compute_curve, compute_figure
 from vfbench.report.plotting import Drawn, save
 from vfbench.tasks.proxy import default_budget
@@ -180,15 +181,15 @@ def seed_mean(cells: list[dict], method: str, seeds=SEEDS) -> dict | None:
 
 
 SETTINGS = {  # plan -> what it varies, as the findings table names it
-    "findings": "default: plateau rule, cap 500 steps, events fill their part",
-    "findings2x": "2x budget: cap 1000 steps",
-    "needle": "2-frame events (earlier task)",
-    "needle2x": "2-frame events, 2x budget: cap 1000 steps",
+    DEFAULT: "default: plateau rule, cap 500 steps, events fill their part",
+    LARGER: "2x budget: cap 1000 steps",
+    LOW: "2-frame events (earlier task)",
+    LOW_LARGER: "2-frame events, 2x budget: cap 1000 steps",
 }
 
 
-SHOWN = ("findings2x", "needle", "needle2x")  # the settings whose figures get a column of their own
-SHORT = {"findings2x": "2x budget", "needle": "2-frame events", "needle2x": "2-frame events, 2x budget"}
+SHOWN = (LARGER, LOW, LOW_LARGER)  # the settings whose figures get a column of their own
+SHORT = {LARGER: "2x budget", LOW: "2-frame events", LOW_LARGER: "2-frame events, 2x budget"}
 
 
 def setting_verdict(cells: list[dict], needed: list[str], check) -> dict | None:
@@ -205,7 +206,7 @@ def setting_verdict(cells: list[dict], needed: list[str], check) -> dict | None:
 
 
 def word(v: dict | None) -> str:
-    return "not run" if v is None else "agrees" if v["ok"] else "disagrees"
+    return NOT_RUN if v is None else AGREES if v["ok"] else DISAGREES
 
 
 def seeds_text(v: dict | None) -> str:
@@ -216,28 +217,15 @@ def seeds_text(v: dict | None) -> str:
     return f"{word(v)} ({same} of {len(v['per_seed'])} seeds alone)"
 
 
-def final_word(default: dict | None, larger: dict | None, needle: dict | None, needle_larger: dict | None = None) -> str:
-    """agrees / disagrees where the default budget, twice the budget and both redundancies give one verdict;
-    otherwise which setting decides it. The 2-frame events' verdict is "depends on budget" where their two caps
-    disagree."""
-    if default is None:
-        return "not run"
-    if larger is not None and larger["ok"] != default["ok"]:
-        return "depends on budget"
-    if needle is not None and needle_larger is not None and needle_larger["ok"] != needle["ok"]:
-        return f"{word(default)}; depends on redundancy (2-frame events: depends on budget)"
-    if needle is not None and needle["ok"] != default["ok"]:
-        return f"{word(default)}; depends on redundancy (2-frame events: {word(needle)})"
-    return word(default)
-
-
-def findings_lines(by_plan: dict[str, list[dict]]) -> list[str]:
+def findings_lines(by_plan: dict[str, list[dict]], found: list[Finding]) -> list[str]:
+    """The findings table (and each setting's per-method table); each finding's verdicts are appended to `found`."""
     out = ["## Where the paper's qualitative findings land on the proxy (T = 16, mean over seeds)", "",
            "Agreement is not required of a proxy; each verdict follows the rule written next to it, applied to each method's "
            "R@1 averaged over the seeds all its methods ran (the method table below gives each seed). The verdict column "
            "is the default setting's, unless twice the budget gives another (then: depends on budget) or the earlier 2-frame "
            "events give another (then: depends on redundancy; with their budget named where their two caps disagree). The "
-           "last columns give each setting's verdict with how many seeds alone agree with it.", "",
+           "last columns give each setting's verdict with how many seeds alone agree with it. `findings.json` next to this "
+           "file holds the same verdicts per setting; `vfbench claims` reads it.", "",
            "| finding (arXiv:2312.07395, Figs 2-5) | rule | on the proxy (default setting) | seeds | verdict | "
            + " | ".join(SETTINGS.values()) + " | " + " | ".join(f"on the proxy ({SHORT[p]})" for p in SHOWN) + " |",
            "|---|---|---|---|---|" + "---|" * (len(SETTINGS) + len(SHOWN))]
@@ -247,11 +235,13 @@ def findings_lines(by_plan: dict[str, list[dict]]) -> list[str]:
         if d is None:
             missing = [m for m in needed if seed_mean(by_plan.get("findings", []), m) is None]
             out.append(f"| {finding} | {rule} | cells not run: {', '.join(missing)} | | not run |" + " |" * (len(SETTINGS) + len(SHOWN)))
+            found.append(Finding(finding, rule, f"cells not run: {', '.join(missing)}", ()))
             continue
         extra = " | ".join(seeds_text(v[p]) for p in SETTINGS)
         shown = " | ".join(v[p]["shown"] if v[p] else "not run" for p in SHOWN)
-        out.append(f"| {finding} | {rule} | {d['shown']} | {', '.join(map(str, d['seeds']))} | "
-                   f"{final_word(d, v['findings2x'], v['needle'], v['needle2x'])} | {extra} | {shown} |")
+        f = Finding(finding, rule, d["shown"], tuple(d["seeds"]), {p: word(v[p]) for p in SETTINGS})
+        found.append(f)
+        out.append(f"| {finding} | {rule} | {d['shown']} | {', '.join(map(str, d['seeds']))} | {f.word} | {extra} | {shown} |")
     for plan, title in SETTINGS.items():
         cells = by_plan.get(plan, [])
         methods = list(dict.fromkeys(m for _, needed, _, _ in FINDINGS for m in needed))
@@ -389,8 +379,10 @@ def write_tables(cells: list[dict], superseded: list[dict] = ()) -> None:
         counts = ", ".join(f"seed {s}: {sum((m, s) in have for m in FINDING_METHODS)} of {len(FINDING_METHODS)}" for s in SEEDS)
         text.append(f"- {title}: {counts}")
     text += [""] + honesty_lines(main_cells) + [""] + redundancy_lines()
-    text += [""] + findings_lines(by_plan) + [""] + compute_lines(by_plan) + [""] + long_lines(main_cells)
+    found: list[Finding] = []
+    text += [""] + findings_lines(by_plan, found) + [""] + compute_lines(by_plan) + [""] + long_lines(main_cells)
     text += [""] + example_lines(main_cells)
     text += ["", "## Every cell", ""] + cell_table(cells)
     (OUT / "honesty.md").write_text("\n".join(text) + "\n")
+    write_findings(OUT / "findings.json", found, SETTINGS, "python benchmarks/proxy_honesty.py tables")
     print("\n".join(text))

@@ -62,25 +62,59 @@ def test_range_and_threshold_rules():
 
 
 def test_proxy_findings_verdicts(tmp_path):
-    md = tmp_path / "h.md"
-    md.write_text("intro\n\n| finding (x) | rule | on the proxy | seeds | verdict |\n|---|---|---|---|---|\n"
-                  "| A holds | r1 | 0.9 -> 0.8 | 0, 1 | agrees |\n| B fails | r2 | 0.1 | 0 | disagrees |\n"
-                  "| C | r3 | cells not run: x | | not run |\n"
-                  "| D | r4 | 0.5 | 0, 1, 2 | depends on budget | agrees (3 of 3 seeds alone) | disagrees (2 of 3 seeds alone) |\n"
-                  "| E | r5 | 0.7 | 0, 1, 2 | agrees; depends on redundancy (2-frame events: disagrees) | x | y |\n"
-                  "| F | r6 | 0.6 | 0, 1, 2 | disagrees; depends on redundancy (2-frame events: agrees) | x | y |\n\nafter\n")
-    found = accuracy.read_findings(md)
-    assert [f.claim for f in found] == ["A holds", "B fails", "C", "D", "E", "F"]
-    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT, CANNOT, HOLDS_ONLY, HOLDS_ONLY]
+    a, d, n = accuracy.AGREES, accuracy.DISAGREES, accuracy.NOT_RUN
+
+    def finding(claim, default, larger=n, low=n, low_larger=n):
+        verdicts = {"findings": default, "findings2x": larger, "needle": low, "needle2x": low_larger}
+        return accuracy.Finding(claim, "rule", "0.9 -> 0.8", (0, 1, 2) if default != n else (), verdicts)
+
+    written = [finding("A holds", a, a), finding("B fails", d, d), finding("C", n), finding("D", a, d),
+               finding("E", a, a, d, d), finding("F", d, d, a, a), finding("G", d, d, a, d), finding("H", a, n, a)]
+    path = tmp_path / "findings.json"
+    accuracy.write_findings(path, written, {"findings": "default"}, "cmd")
+    found = accuracy.read_findings(path)
+    assert found == written  # the file round-trips
+    assert [f.word for f in found] == [a, d, n, "depends on budget", "agrees; depends on redundancy (2-frame events: disagrees)",
+                                       "disagrees; depends on redundancy (2-frame events: agrees)",
+                                       "disagrees; depends on redundancy (2-frame events: depends on budget)", a]
+    assert [accuracy.verdict_of(f)[0] for f in found] == [HOLDS_ONLY, CONTRADICTED, CANNOT, CANNOT, HOLDS_ONLY, HOLDS_ONLY,
+                                                           CONTRADICTED, HOLDS_ONLY]
     assert "twice its training budget" in accuracy.verdict_of(found[3])[1]
     assert accuracy.verdict_of(found[4])[1].endswith("depends on redundancy (2-frame events: disagrees)")
     # disagrees at the default setting but agrees with less redundancy: it holds there, and the row says so
     assert accuracy.verdict_of(found[5])[1].endswith("only with 2-frame events, not at the default setting "
                                                      "(depends on redundancy (2-frame events: agrees))")
-    rows = accuracy_rows(md)
-    assert rows[0].figure == "0.9 -> 0.8" and rows[0].command == accuracy.PROXY_COMMAND
-    missing = accuracy_rows(tmp_path / "absent.md")
+    assert accuracy.verdict_of(found[6])[1].endswith("(2-frame events: depends on budget)")
+    rows = accuracy_rows(path)
+    assert rows[0].figure == "0.9 -> 0.8" and rows[0].command == accuracy.PROXY_COMMAND and "seeds 0, 1, 2" in rows[0].settings
+    missing = accuracy_rows(tmp_path / "absent.json")
     assert len(missing) == 1 and missing[0].verdict == CANNOT and "benchmarks/proxy_honesty.py" in missing[0].command
+
+
+def test_the_committed_findings_file_reads_and_matches_its_table():
+    """results/proxy-honesty/findings.json is what `proxy_honesty.py tables` wrote next to honesty.md: same verdicts."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "proxy-honesty"
+    found = accuracy.read_findings(folder / "findings.json")
+    table = (folder / "honesty.md").read_text()
+    assert len(found) >= 10
+    for f in found:
+        assert f"| {f.claim} | {f.rule} | {f.figure} | {', '.join(map(str, f.seeds))} | {f.word} |" in table
+
+
+def test_a_file_that_is_not_a_findings_file_is_one_line_before_any_estimate(tmp_path, capsys, monkeypatch):
+    import vfbench.claims.check
+
+    def no_estimates(*a, **k):
+        raise AssertionError("the estimates ran before the proxy file was checked")
+
+    monkeypatch.setattr(vfbench.claims.check, "check_claims", no_estimates)
+    md = tmp_path / "honesty.md"
+    md.write_text("| finding | rule |\n")
+    assert main(["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--proxy-results", str(md)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a proxy findings file" in err[0] and "findings.json" in err[0], err
 
 
 # ---------------------------------------------------------------- the figures are vfbench estimate's
@@ -148,7 +182,7 @@ def test_bad_jobs_are_one_line_before_any_estimate(capsys):
 def test_claims_command_end_to_end(tmp_path, capsys):
     """Every claim gets a row with a verdict; the table file starts with the command that wrote it."""
     args = ["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--jobs", "1",
-            "--proxy-results", str(tmp_path / "absent.md")]
+            "--proxy-results", str(tmp_path / "absent.json")]
     assert main(args + ["--out", str(tmp_path / "out"), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in rows] == [c.id for c in memory.CLAIMS] + ["accuracy"]

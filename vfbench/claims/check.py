@@ -70,7 +70,7 @@ def accuracy_rows(path: Path) -> list[Row]:
     for i, f in enumerate(findings, 1):
         word, where = accuracy.verdict_of(f)
         rows.append(Row(f"accuracy{i}", "accuracy", f.claim, "Figs 2-5", f.figure,
-                        f"proxy task, seeds {f.seeds} (from {path})", word, where, f.rule, accuracy.PROXY_COMMAND))
+                        f"proxy task, seeds {', '.join(map(str, f.seeds))} (from {path})", word, where, f.rule, accuracy.PROXY_COMMAND))
     return rows
 
 

@@ -3,7 +3,7 @@
 Memory claims come from FakeTensorMode estimates of the CUDA training step (the engine of `vfbench
 estimate`), so they run on a CPU-only machine, on any machine the same way; measuring the same cells on a
 GPU is `vfbench run` with the cells each row's command names. Accuracy claims are read from the proxy
-findings (results/proxy-honesty/honesty.md).
+findings (results/proxy-honesty/findings.json).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from vfbench.errors import UserError
 
 DEFAULT_MODEL = "vit-b-paper"
 BATCHES = "1,2,4,8,16,32"
-PROXY_RESULTS = "results/proxy-honesty/honesty.md"
+PROXY_RESULTS = "results/proxy-honesty/findings.json"
 
 
 def add_parser(sub):
@@ -35,7 +35,7 @@ def add_parser(sub):
     p.add_argument("--batches", default=BATCHES, help=f"per-device batches to evaluate (default: {BATCHES})")
     p.add_argument("--out", help="folder to write claims.md and claims.jsonl into (default: print only)")
     p.add_argument("--proxy-results", default=PROXY_RESULTS,
-                   help="the proxy findings table the accuracy rows are read from")
+                   help=f"the proxy findings file the accuracy rows are read from (default: {PROXY_RESULTS})")
     p.add_argument("--jobs", help="worker processes for the estimates (default: one per CPU core, at most 4)")
     p.add_argument("--json", action="store_true", help="one JSON object per claim instead of the table")
     return p
@@ -76,8 +76,11 @@ def run(args) -> int:
     from vfbench.commands.estimate_cmd import _int
     from vfbench.claims.table import json_lines, markdown, terminal
 
+    from vfbench.claims.accuracy import read_findings
+
     g = grid_settings(args)
     jobs = _int("jobs", args.jobs) if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
+    read_findings(Path(args.proxy_results))  # a file that is not a findings file is refused before the estimates run
     t0 = time.perf_counter()
     rows = check_claims(g, Path(args.proxy_results), jobs)
     seconds = time.perf_counter() - t0
