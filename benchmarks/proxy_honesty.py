@@ -12,7 +12,7 @@ processes. A cell already in cells.jsonl with the same budget is skipped (unless
 stopped it elsewhere: `replays`), except in repeat; under the larger
 cap, a cell that stopped on its plateau before the default cap is that same run and is copied with
 `same_run_as`; a cell that reached the default cap continues from the state it left there (acc_resumed_from: the
-same run for the cost of the steps past the cap; tests/test_proxy.py). Each line records the command, commit, thread count, cache dir and wall time.
+same run for the cost of the steps past the cap; tests/test_proxy.py). Each line records the command, commit, CPU, thread count, cache dir and wall time.
 cells-fixed250.jsonl keeps the cells of the earlier fixed 250-step budget with 2-frame events (written by
 this script's earlier plans at commit 14d47e6 and before).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from vfbench.measure.env import git_commit
+from vfbench.measure.env import cpu_name, git_commit
 from vfbench.spec import CellSpec
 from vfbench.tasks.proxy import ProxyBudget, ProxyUnsupported, default_budget, measure_accuracy, plateau_rule
 from vfbench.tasks.result import parse_curve
@@ -94,10 +94,10 @@ def replays(line: dict) -> bool:
 
 
 def append_line(plan: str, method: str, frames: int, seed: int, status: str, wall_s, **fields) -> dict:
-    """One line of cells.jsonl: the cell, the threads and torch it ran with, then `fields`."""
+    """One line of cells.jsonl: the cell, the threads, CPU and torch it ran with, then `fields`."""
     line = {"plan": plan, "method": method, "frames": frames, "seed": seed, "status": status, "wall_s": wall_s,
             "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-            "torch": torch.__version__, **fields}
+            "cpu": cpu_name(), "torch": torch.__version__, **fields}
     with CELLS_FILE.open("a") as f:
         f.write(json.dumps(line) + "\n")
     return line

@@ -322,8 +322,8 @@ def example_lines(cells: list[dict]) -> list[str]:
     for run_id, ex in runs.items():
         c0 = ex[0]
         threads = threads_of(c0)
-        out += [f"`{c0['user_command']}` (run by `{c0['command']}`) at {run_id}, with an empty proxy cache (a temporary "
-                f"folder), {threads}, 1-min load average before it "
+        out += [f"`{c0['user_command']}` (run by `{c0['command']}`) at {run_id}, commit {c0.get('commit') or 'unknown'}, on "
+                f"{c0.get('cpu', 'an unrecorded CPU')}, with an empty proxy cache (a temporary folder), {threads}, 1-min load average before it "
                 f"{c0['load_before']}: **{c0['run_wall_s']} s wall ({c0['run_wall_s'] / 60:.1f} min)** for {len(ex)} cells, "
                 "each with measurements and proxy accuracy. Per cell (wall includes measuring memory and time):", ""]
         out += [f"- {c['method']} T={c['frames']}: {c['wall_s']} s; proxy from {c.get('acc_init')}, {c.get('acc_steps')} steps "
