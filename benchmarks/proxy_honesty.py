@@ -9,10 +9,10 @@ findings2x (the same at twice the step cap), needle (the same with the earlier 2
 events at twice the cap), repeat (joint
 seed 0 again, in an empty cache), long (32-frame cells, short->long). `--shard i/n` splits the cells over n
 processes. A cell already in cells.jsonl with the same budget is skipped (unless today's plateau rule would have
-stopped it elsewhere: `replays`), except in repeat; under the larger
-cap, a cell that stopped on its plateau before the default cap is that same run and is copied with
-`same_run_as`; a cell that reached the default cap continues from the state it left there (acc_resumed_from: the
-same run for the cost of the steps past the cap; tests/test_proxy.py). Each line records the command, commit, CPU, thread count, cache dir and wall time.
+stopped it elsewhere: `replays`), except in repeat; under the larger cap, a cell that stopped on its plateau
+before the default cap is that same run and is copied with `same_run_as`; a cell that reached the default cap
+continues from the state it left there (acc_resumed_from: the same run for the cost of the steps past the cap;
+tests/test_proxy.py). Each line records the command, commit, CPU, thread count, cache dir and wall time.
 cells-fixed250.jsonl keeps the cells of the earlier fixed 250-step budget with 2-frame events (written by
 this script's earlier plans at commit 14d47e6 and before).
 """
