@@ -11,7 +11,7 @@
 # into $OUT/gpu-check.tgz on exit (also when a limit stops the script): unpack it under results/gpu-<card>/.
 # A run stopped by its step's limit keeps the cells it finished (records.jsonl is appended per cell).
 # REHEARSE=1 runs the same steps on this machine's CPU with the tiny preset at 4 and 32 frames, to check
-# the script cold before spending device time (CUDA-only kernels are then recorded as refused); the
+# the script cold before spending device time (CUDA-only kernels are then recorded as skipped, with why); the
 # tests run it so (tests/test_gpu_check.py). The script exits 1 when a step failed and names it.
 set -uo pipefail
 FINAL=${OUT:-/tmp/vfbench-gpu}

@@ -72,11 +72,10 @@ def command_of(args) -> str:
 
 
 def run(args) -> int:
-    from vfbench.claims.check import check_claims
-    from vfbench.commands.estimate_cmd import _int
-    from vfbench.claims.table import json_lines, markdown, terminal
-
     from vfbench.claims.accuracy import read_findings
+    from vfbench.claims.check import check_claims
+    from vfbench.claims.table import json_lines, markdown, terminal
+    from vfbench.commands.estimate_cmd import _int
 
     g = grid_settings(args)
     jobs = _int("jobs", args.jobs) if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
