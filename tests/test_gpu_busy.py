@@ -7,9 +7,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from test_report import ok, write_run
 
 from vfbench.measure.gpu_busy import LAUNCH_BOUND_BELOW, busy_share, device_intervals, profile_busy, union_length
 from vfbench.measure.timing import first_step_s
+from vfbench.report.build import write_report
 from vfbench.report.terminal import launch_bound_note
 from vfbench.record import Record
 
@@ -98,12 +100,13 @@ def test_profiled_busy_share_on_cuda():
     assert idle is not None and idle.launch_bound
 
 
-def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode():
-    from benchmarks.kernel_table import kernel_table, split_method
+def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode(tmp_path):
+    from vfbench.report.kernels import kernel_table, split_method, summary, uses_kernels
 
     assert split_method("joint") == ("joint", "sdpa", "eager")
     assert split_method("longvivit+attn_kernel(kind=cudnn)+compile(backend=inductor,mode=default)") == ("longvivit", "cudnn", "default")
     assert split_method("bf16+checkpoint+compile(backend=inductor,mode=reduce_overhead)") == ("bf16+checkpoint", "sdpa", "reduce_overhead")
+    assert split_method("someone_elses_plugin(x=1)") == ("someone_elses_plugin(x=1)", "sdpa", "eager")  # not installed here
     records = [
         Record("a", "ok", "joint", "vit-b", 16, 4, "bf16", "cuda", step_ms_median=48.0, mfu=0.09,
                extra={"gpu_busy_frac": 0.4, "launch_bound": True}),
@@ -117,19 +120,35 @@ def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode():
         Record("f", "skipped", "attn_kernel(kind=math)", "vit-b", 256, 4, "bf16", "cuda", reason="predicted out of memory"),
     ]
     table = kernel_table(records)
-    header, _, *rows = table.splitlines()[:4]
-    assert header.split(" | ")[3:] == ["16 frames, eager", "16 frames, default", "256 frames, eager", "256 frames, default |"]
-    assert "| joint | sdpa | 48.0 ms, MFU 0.09, busy 40% (launch-bound) | 20.0 ms, MFU 0.22, busy 90% |" in table
-    assert "| joint | math | oom |  | skipped |  |" in table
+    assert table.headers[3:] == ("16 frames, eager", "16 frames, default", "256 frames, eager", "256 frames, default")
+    rows = {tuple(r[1:3]): r[3:] for r in table.texts()}
+    assert rows[("joint", "sdpa")] == ["48.0 ms, MFU 0.09, busy 40% (launch-bound)", "20.0 ms, MFU 0.22, busy 90%",
+                                       "400.0 ms, MFU 0.41, busy 98%", ""]
+    assert rows[("joint", "math")] == ["oom", "", "skipped", ""]
+    assert rows[("joint", "cudnn")][2] == "300.0 ms, MFU 0.55, busy 99%"
     # the summary states what the table decides: the best kernel and mode per frame count, launch-bound
     # cells at the fewest frames eager vs compiled, and why each missing cell is missing
-    assert "- Highest MFU at 16 frames: 0.22 (joint, kernel sdpa, default; 20.0 ms)." in table
-    assert "- Highest MFU at 256 frames: 0.55 (joint, kernel cudnn, eager; 300.0 ms)." in table
-    assert "- Launch-bound at 16 frames, eager: 1 of 1 cells (GPU busy 40% to 40% of the step)." in table
-    assert "- Launch-bound at 16 frames, default: 0 of 1 cells" in table
-    assert "up to 41 s" in table
-    assert "- oom, attn_kernel(kind=math) at 16 frames: no reason recorded" in table
-    assert "- skipped, attn_kernel(kind=math) at 256 frames: predicted out of memory" in table
+    lines = summary(records)
+    assert "Highest MFU at 16 frames: 0.22 (joint, kernel sdpa, default; 20.0 ms)." in lines
+    assert "Highest MFU at 256 frames: 0.55 (joint, kernel cudnn, eager; 300.0 ms)." in lines
+    assert "Launch-bound at 16 frames, eager: 1 of 1 cells (GPU busy 40% to 40% of the step)." in lines
+    assert any(line.startswith("Launch-bound at 16 frames, default: 0 of 1 cells") for line in lines)
+    assert any("up to 41 s" in line for line in lines)
+    assert "Oom: attn_kernel(kind=math) at 16 frames: no reason recorded" in lines
+    assert "Skipped: attn_kernel(kind=math) at 256 frames: predicted out of memory" in lines
+    assert uses_kernels(records) and not uses_kernels(records[:1] + records[4:5])
+
+
+def test_a_report_of_kernels_or_compile_has_the_kernel_section(tmp_path):
+    plain = write_run(tmp_path / "plain", [ok("joint", 4, 1.0, 10), ok("joint", 8, 2.0, 20)])
+    write_report(plain)
+    assert "Attention kernels and compilation" not in (plain / "report.md").read_text()
+    compiled = write_run(tmp_path / "compiled", [ok("joint", 4, 1.0, 10), ok("compile(backend=inductor,mode=default)", 4, 1.0, 4,
+                                                                           compile_s=12.0)])
+    write_report(compiled)
+    text = (compiled / "report.md").read_text()
+    assert "## Attention kernels and compilation" in text and "4 frames, default" in text
+    assert "Compilation (first step, not timed): up to 12 s" in text
 
 
 def test_a_profiler_failure_is_a_key_not_a_lost_cell(monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from vfbench.errors import UserError
-from vfbench.report import accuracy, html, markdown, plots
+from vfbench.report import accuracy, html, kernels, markdown, plots
 from vfbench.report.advice_section import advice_sections
 from vfbench.report.budgets import choose_budgets, fits_table
 from vfbench.report.document import Code, Document, Facts, Note, Section
@@ -87,6 +87,9 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
             speed += _pair(run, key)
     if speed:
         sections.append(Section("Step time and throughput", tuple(speed)))
+    if kernels.uses_kernels(run.records):  # eager vs compiled, per attention kernel, and what that decides
+        sections.append(Section("Attention kernels and compilation",
+                                (kernels.kernel_table(run.records), *(Note(line) for line in kernels.summary(run.records)))))
 
     sections.append(Section("Accuracy", _accuracy_blocks(run, plot_dir, root)))
 

@@ -57,6 +57,11 @@ def _block(b) -> str:
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
+def blocks(*items) -> str:
+    """Blocks outside a document (a table and its notes printed by a script), as report.md writes them."""
+    return "\n\n".join(_block(b) for b in items) + "\n"
+
+
 def render(doc: Document) -> str:
     parts = [f"# {escape(doc.title)}"]
     for s in doc.sections:
