@@ -197,6 +197,18 @@ def test_a_compiled_cell_times_compiled_steps_and_records_compile_time(tiny_cell
     assert extra["compile_s"] * 1e3 > record.step_ms_p90
 
 
+def test_a_pinned_kernel_traces_into_one_graph():
+    # The GPU check compiles with cudnn pinned (compile+attn_kernel(kind=cudnn)): dynamo must trace the
+    # sdpa_kernel context inside attention(), not break the graph there. Every pinned kind takes the same
+    # path with another SDPBackend; flash is the one PyTorch also has on the CPU, so it stands for them here.
+    # fullgraph=True turns a graph break into an error.
+    q, k, v = (torch.randn(2, 2, 16, 8, requires_grad=True) for _ in range(3))
+    compiled = torch.compile(lambda q, k, v: attention(q, k, v, "flash"), backend="aot_eager", fullgraph=True)
+    out = compiled(q, k, v)
+    out.sum().backward()
+    assert torch.allclose(out, attention(q, k, v, "sdpa"), atol=1e-6) and q.grad is not None
+
+
 def test_an_eager_cell_has_no_compile_keys(tiny_cell):
     record = run_cell(tiny_cell("joint"))
     assert "compile_s" not in record.extra and "gpu_busy_frac" not in record.extra
