@@ -231,9 +231,9 @@ def findings_lines(by_plan: dict[str, list[dict]], found: list[Finding]) -> list
            "|---|---|---|---|---|" + "---|" * (len(SETTINGS) + len(SHOWN))]
     for finding, needed, rule, check in FINDINGS:
         v = {plan: setting_verdict(by_plan.get(plan, []), needed, check) for plan in SETTINGS}
-        d = v["findings"]
+        d = v[DEFAULT]
         if d is None:
-            missing = [m for m in needed if seed_mean(by_plan.get("findings", []), m) is None]
+            missing = [m for m in needed if seed_mean(by_plan.get(DEFAULT, []), m) is None]
             out.append(f"| {finding} | {rule} | cells not run: {', '.join(missing)} | | not run |" + " |" * (len(SETTINGS) + len(SHOWN)))
             found.append(Finding(finding, rule, f"cells not run: {', '.join(missing)}", ()))
             continue
@@ -277,7 +277,7 @@ def redundancy_lines() -> list[str]:
 
 def compute_lines(by_plan: dict[str, list[dict]]) -> list[str]:
     """A curve per method: validation R@1 against training FLOPs, default setting, seed 0 (plots next to this file)."""
-    cells = [c for m in FINDING_METHODS if (c := first_run(by_plan.get("findings", []), m))]
+    cells = [c for m in FINDING_METHODS if (c := first_run(by_plan.get(DEFAULT, []), m))]
     curves = [cc for c in cells if (cc := compute_curve(c["method"], c))]
     if not curves:
         return []
@@ -351,7 +351,7 @@ def long_lines(main_cells: list[dict]) -> list[str]:
 def write_tables(cells: list[dict], superseded: list[dict] = ()) -> None:
     default = default_budget("cpu").to_dict()
     main_cells = [c for c in cells if c["budget"] == default]
-    by_plan = {"findings": main_cells}
+    by_plan = {DEFAULT: main_cells}
     for plan in VARIANTS:
         knob = plan_budget(plan).to_dict()
         by_plan[plan] = [c for c in cells if c["budget"] == knob]
