@@ -109,7 +109,7 @@ def test_a_file_that_is_not_a_findings_file_is_one_line_before_any_estimate(tmp_
     def no_estimates(*a, **k):
         raise AssertionError("the estimates ran before the proxy file was checked")
 
-    monkeypatch.setattr(vfbench.claims.check, "check_claims", no_estimates)
+    monkeypatch.setattr(vfbench.claims.check, "memory_rows", no_estimates)
     md = tmp_path / "honesty.md"
     md.write_text("| finding | rule |\n")
     assert main(["claims", "--model", "tiny", "--large-model", "tiny@64px", "--batches", "1", "--proxy-results", str(md)]) == 2

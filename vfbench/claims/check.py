@@ -75,4 +75,5 @@ def accuracy_rows(path: Path) -> list[Row]:
 
 
 def check_claims(g: GridSettings, proxy_path: Path, jobs: int = 1) -> list[Row]:
-    return memory_rows(g, jobs) + accuracy_rows(proxy_path)
+    accuracy_part = accuracy_rows(proxy_path)  # first: a file that is not a findings file is refused before the estimates
+    return memory_rows(g, jobs) + accuracy_part
