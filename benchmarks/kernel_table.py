@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vfbench.report import markdown
 from vfbench.report.document import Note
-from vfbench.report.kernels import kernel_table, summary
+from vfbench.report.kernels import by_cell, kernel_table, summary
 from vfbench.report.load import load_run
 
 
@@ -33,7 +33,8 @@ def main(argv=None) -> int:
         print(f"kernel_table: no records in {', '.join(args.runs)}", file=sys.stderr)
         return 2
     text = f"Command: python benchmarks/kernel_table.py {' '.join(present)}\n\n"
-    text += markdown.blocks(kernel_table(records), *(Note(line) for line in summary(records)))
+    cells = by_cell(records)
+    text += markdown.blocks(kernel_table(cells), *(Note(line) for line in summary(cells)))
     print(text)
     if args.out:
         Path(args.out).write_text(text)

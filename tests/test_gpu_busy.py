@@ -101,7 +101,7 @@ def test_profiled_busy_share_on_cuda():
 
 
 def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode(tmp_path):
-    from vfbench.report.kernels import kernel_table, split_method, summary, uses_kernels
+    from vfbench.report.kernels import by_cell, kernel_table, split_method, summary, uses_kernels
 
     assert split_method("joint") == ("joint", "sdpa", "eager")
     assert split_method("longvivit+attn_kernel(kind=cudnn)+compile(backend=inductor,mode=default)") == ("longvivit", "cudnn", "default")
@@ -119,7 +119,7 @@ def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode(tmp_path):
                extra={"gpu_busy_frac": 0.98, "launch_bound": False}),
         Record("f", "skipped", "attn_kernel(kind=math)", "vit-b", 256, 4, "bf16", "cuda", reason="predicted out of memory"),
     ]
-    table = kernel_table(records)
+    table = kernel_table(by_cell(records))
     assert table.headers[3:] == ("16 frames, eager", "16 frames, default", "256 frames, eager", "256 frames, default")
     rows = {tuple(r[1:3]): r[3:] for r in table.texts()}
     assert rows[("joint", "sdpa")] == ["48.0 ms, MFU 0.09, busy 40% (launch-bound)", "20.0 ms, MFU 0.22, busy 90%",
@@ -128,7 +128,7 @@ def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode(tmp_path):
     assert rows[("joint", "cudnn")][2] == "300.0 ms, MFU 0.55, busy 99%"
     # the summary states what the table decides: the best kernel and mode per frame count, launch-bound
     # cells at the fewest frames eager vs compiled, and why each missing cell is missing
-    lines = summary(records)
+    lines = summary(by_cell(records))
     assert "Highest MFU at 16 frames: 0.22 (joint, kernel sdpa, default; 20.0 ms)." in lines
     assert "Highest MFU at 256 frames: 0.55 (joint, kernel cudnn, eager; 300.0 ms)." in lines
     assert "Launch-bound at 16 frames, eager: 1 of 1 cells (GPU busy 40% to 40% of the step)." in lines
@@ -136,7 +136,7 @@ def test_the_kernel_table_splits_methods_into_kernel_and_compile_mode(tmp_path):
     assert any("up to 41 s" in line for line in lines)
     assert "Oom: attn_kernel(kind=math) at 16 frames: no reason recorded" in lines
     assert "Skipped: attn_kernel(kind=math) at 256 frames: predicted out of memory" in lines
-    assert uses_kernels(records) and not uses_kernels(records[:1] + records[4:5])
+    assert uses_kernels(by_cell(records)) and not uses_kernels(by_cell(records[:1] + records[4:5]))
 
 
 def test_a_report_of_kernels_or_compile_has_the_kernel_section(tmp_path):

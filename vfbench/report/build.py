@@ -87,9 +87,10 @@ def build_document(run: Run, plot_dir: Path, root: Path) -> Document:
             speed += _pair(run, key)
     if speed:
         sections.append(Section("Step time and throughput", tuple(speed)))
-    if kernels.uses_kernels(run.records):  # eager vs compiled, per attention kernel, and what that decides
+    cells = kernels.by_cell(run.records)
+    if kernels.uses_kernels(cells):  # eager vs compiled, per attention kernel, and what that decides
         sections.append(Section("Attention kernels and compilation",
-                                (kernels.kernel_table(run.records), *(Note(line) for line in kernels.summary(run.records)))))
+                                (kernels.kernel_table(cells), *(Note(line) for line in kernels.summary(cells)))))
 
     sections.append(Section("Accuracy", _accuracy_blocks(run, plot_dir, root)))
 

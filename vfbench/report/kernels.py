@@ -35,9 +35,9 @@ def split_method(label: str) -> tuple[str, str, str]:
     return "+".join(rest) or "joint", kernel, mode
 
 
-def uses_kernels(records: Iterable[Record]) -> bool:
-    """Whether any cell pinned an attention kernel or compiled its step."""
-    return any(split_method(r.method)[1:] != (DEFAULT_KERNEL, EAGER) for r in records)
+def uses_kernels(cells: dict) -> bool:
+    """Whether any cell (of `by_cell`) pinned an attention kernel or compiled its step."""
+    return any((k[4], k[6]) != (DEFAULT_KERNEL, EAGER) for k in cells)
 
 
 def cell_text(r: Record) -> str:
@@ -49,8 +49,9 @@ def cell_text(r: Record) -> str:
     return f"{format_ms(r.step_ms_median)}, MFU {mfu}{flag}"
 
 
-def _cells(records: Iterable[Record]) -> dict:
-    """(model, batch, dtype, method, kernel, frames, mode) -> record; a later record of the same cell wins."""
+def by_cell(records: Iterable[Record]) -> dict:
+    """(model, batch, dtype, method, kernel, frames, mode) -> record; a later record of the same cell wins. The
+    table, its summary and `uses_kernels` read this, so each label is split once."""
     cells = {}
     for r in records:
         method, kernel, mode = split_method(r.method)
@@ -58,8 +59,7 @@ def _cells(records: Iterable[Record]) -> dict:
     return cells
 
 
-def kernel_table(records: Iterable[Record]) -> Table:
-    cells = _cells(records)
+def kernel_table(cells: dict) -> Table:
     frames = sorted({k[5] for k in cells})
     modes = sorted({k[6] for k in cells}, key=lambda m: (m != EAGER, m))
     headers = ("model, batch, dtype", "method", "kernel") + tuple(f"{t} frames, {m}" for t in frames for m in modes)
@@ -77,44 +77,43 @@ def kernel_table(records: Iterable[Record]) -> Table:
                  f"than {LAUNCH_BOUND_BELOW:.0%} of the step, so its time is the host's launch overhead")
 
 
-def summary(records: Iterable[Record]) -> list[str]:
+def summary(cells: dict) -> list[str]:
     """What the table decides, per model, batch and dtype: the highest MFU at each frame count (with its kernel
     and compile mode), how many cells at the fewest frames were launch-bound eager and compiled, the longest
     compilation, and why each cell that did not run did not (one line per reason)."""
-    cells = _cells(records)
     groups = sorted({k[:3] for k in cells})
     out = []
     for group in groups:
         title = f"{', '.join(map(str, group))}: " if len(groups) > 1 else ""
-        out += [title + line for line in _summary([r for k, r in cells.items() if k[:3] == group])]
+        out += [title + line for line in _summary([(k, r) for k, r in cells.items() if k[:3] == group])]
     return out
 
 
-def _summary(records: list[Record]) -> list[str]:
-    ok = [r for r in records if r.status == "ok"]
+def _summary(items: list[tuple[tuple, Record]]) -> list[str]:
+    """items: (by_cell key, record) of one model, batch and dtype."""
+    ok = [(k, r) for k, r in items if r.status == "ok"]
     out = []
-    for t in sorted({r.frames for r in ok}):
-        at = [r for r in ok if r.frames == t and r.mfu is not None]
+    for t in sorted({r.frames for _, r in ok}):
+        at = [(k, r) for k, r in ok if r.frames == t and r.mfu is not None]
         if at:
-            best = max(at, key=lambda r: r.mfu)
-            method, kernel, mode = split_method(best.method)
+            (_, _, _, method, kernel, _, mode), best = max(at, key=lambda kr: kr[1].mfu)
             out.append(f"Highest MFU at {t} frames: {best.mfu:.2f} ({method}, kernel {kernel}, {mode}; {format_ms(best.step_ms_median)}).")
-    profiled = [r for r in ok if r.extra.get("gpu_busy_frac") is not None]
+    profiled = [(k, r) for k, r in ok if r.extra.get("gpu_busy_frac") is not None]
     if profiled:
-        fewest = min(r.frames for r in profiled)
-        for mode in sorted({split_method(r.method)[2] for r in profiled}, key=lambda m: (m != EAGER, m)):
-            at = [r for r in profiled if r.frames == fewest and split_method(r.method)[2] == mode]
+        fewest = min(r.frames for _, r in profiled)
+        for mode in sorted({k[6] for k, _ in profiled}, key=lambda m: (m != EAGER, m)):
+            at = [r for k, r in profiled if r.frames == fewest and k[6] == mode]
             if at:
                 bound = [r for r in at if r.extra.get("launch_bound")]
                 busy = sorted(r.extra["gpu_busy_frac"] for r in at)
                 out.append(f"Launch-bound at {fewest} frames, {mode}: {len(bound)} of {len(at)} cells "
                            f"(GPU busy {busy[0]:.0%} to {busy[-1]:.0%} of the step).")
-    compiled = [r for r in ok if r.extra.get("compile_s") is not None]
+    compiled = [r for _, r in ok if r.extra.get("compile_s") is not None]
     if compiled:
         worst = max(compiled, key=lambda r: r.extra["compile_s"])
         out.append(f"Compilation (first step, not timed): up to {worst.extra['compile_s']:.0f} s ({worst.method} at {worst.frames} frames).")
     reasons: dict = {}
-    for r in records:
+    for _, r in items:
         if r.status != "ok":
             reasons.setdefault((r.status, r.reason or "no reason recorded"), {}).setdefault(r.method, []).append(r.frames)
     for (status, reason), where in sorted(reasons.items()):
