@@ -217,8 +217,9 @@ def seeds_text(v: dict | None) -> str:
     return f"{word(v)} ({same} of {len(v['per_seed'])} seeds alone)"
 
 
-def findings_lines(by_plan: dict[str, list[dict]], found: list[Finding]) -> list[str]:
-    """The findings table (and each setting's per-method table); each finding's verdicts are appended to `found`."""
+def findings_lines(by_plan: dict[str, list[dict]]) -> tuple[list[str], list[Finding]]:
+    """The findings table (and each setting's per-method table), and each finding with its verdict per setting."""
+    found: list[Finding] = []
     out = ["## Where the paper's qualitative findings land on the proxy (T = 16, mean over seeds)", "",
            "Agreement is not required of a proxy; each verdict follows the rule written next to it, applied to each method's "
            "R@1 averaged over the seeds all its methods ran (the method table below gives each seed). The verdict column "
@@ -259,7 +260,7 @@ def findings_lines(by_plan: dict[str, list[dict]], found: list[Finding]) -> list
             vals = " | ".join(f"{per[s]:.3f}" if s in per else "-" for s in SEEDS)
             stops = ", ".join(f"{r.get('acc_steps')}{(r.get('acc_stop') or ' ')[0]}" for r in c["runs"])
             out.append(f"| {m} | {vals} | {mean_r1(c):.3f} | {max(per.values()) - min(per.values()):.3f} | {stops} |")
-    return out
+    return out, found
 
 
 def redundancy_lines() -> list[str]:
@@ -379,8 +380,8 @@ def write_tables(cells: list[dict], superseded: list[dict] = ()) -> None:
         counts = ", ".join(f"seed {s}: {sum((m, s) in have for m in FINDING_METHODS)} of {len(FINDING_METHODS)}" for s in SEEDS)
         text.append(f"- {title}: {counts}")
     text += [""] + honesty_lines(main_cells) + [""] + redundancy_lines()
-    found: list[Finding] = []
-    text += [""] + findings_lines(by_plan, found) + [""] + compute_lines(by_plan) + [""] + long_lines(main_cells)
+    table, found = findings_lines(by_plan)
+    text += [""] + table + [""] + compute_lines(by_plan) + [""] + long_lines(main_cells)
     text += [""] + example_lines(main_cells)
     text += ["", "## Every cell", ""] + cell_table(cells)
     (OUT / "honesty.md").write_text("\n".join(text) + "\n")

@@ -24,6 +24,13 @@ def method_lists() -> list[str]:
     return [quoted or bare for quoted, bare in re.findall(r"--methods\s+(?:'([^']*)'|([^\s\\]+))", text)]
 
 
+def script(tmp_path, steps: str, timeout: int) -> subprocess.CompletedProcess:
+    """The script rehearsed on the CPU with these STEPS, its pack under tmp_path/out."""
+    env = dict(os.environ, REHEARSE="1", STEPS=steps, OUT=str(tmp_path / "out"))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the script calls `python`
+    return subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def test_every_method_the_script_asks_for_exists():
     lists = method_lists()
     assert len(lists) >= 8  # each run step names its methods
@@ -33,9 +40,7 @@ def test_every_method_the_script_asks_for_exists():
 
 @pytest.mark.slow
 def test_a_rehearsal_on_the_cpu_runs_through_and_packs_the_kernel_table(tmp_path):
-    env = dict(os.environ, REHEARSE="1", STEPS="env kernels-vitb kernel-table", OUT=str(tmp_path / "out"))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the script calls `python`
-    done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = script(tmp_path, "env kernels-vitb kernel-table", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "failed steps" not in done.stdout
     with tarfile.open(tmp_path / "out" / "gpu-check.tgz") as tar:
@@ -51,9 +56,7 @@ def test_a_rehearsal_on_the_cpu_runs_through_and_packs_the_kernel_table(tmp_path
 
 
 def test_a_failed_step_fails_the_script_and_is_named(tmp_path):
-    env = dict(os.environ, REHEARSE="1", STEPS="kernel-table", OUT=str(tmp_path / "out"))  # no runs: the table has nothing
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-    done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = script(tmp_path, "kernel-table", timeout=120)  # no runs: the table has nothing
     assert done.returncode == 1
     assert "failed steps: kernel-table" in done.stdout
     assert (tmp_path / "out" / "gpu-check.tgz").exists()  # packed all the same
